@@ -1,0 +1,61 @@
+# The grokking workbench. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The CPU wheel on this machine; on a GPU box: make setup TORCH_SPEC='torch==2.13.0' (or your CUDA build)
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.setup-done
+
+RUN ?=
+PRESET ?=
+EPOCHS ?=
+DEVICE ?= auto
+SET ?=
+TRAIN_ARGS = $(if $(PRESET),--preset $(PRESET)) --device $(DEVICE) $(if $(EPOCHS),epochs=$(EPOCHS)) $(SET)
+
+.PHONY: help setup train test test-fast lint bench runs presets clean-venv
+
+help:  ## list targets
+	@echo "make setup                          create .venv and install everything (idempotent)"
+	@echo "make train RUN=name [PRESET=fast|nanda2023|tl-demo|smoke] [EPOCHS=N] [SET='lr=3e-3 p=97'] [DEVICE=auto|cpu|cuda]"
+	@echo "                                    train a run into checkpoints/<name>/ (re-run to resume)"
+	@echo "make runs                           list runs;  make presets: show presets"
+	@echo "make test                           the test suite (what CI runs)"
+	@echo "make test-fast                      skip the slow end-to-end tests"
+	@echo "make bench                          benchmarks, printed as a table"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+train: setup
+	@if [ -z "$(RUN)" ]; then echo "usage: make train RUN=<name> [PRESET=...] [EPOCHS=N] [SET='key=value ...']"; exit 2; fi
+	$(PY) -m workbench train $(RUN) $(TRAIN_ARGS)
+
+runs: setup
+	@$(PY) -m workbench runs
+
+presets: setup
+	@$(PY) -m workbench presets
+
+test: setup
+	$(PY) -m ruff check workbench probes tests
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+lint: setup
+	$(PY) -m ruff check workbench probes tests
+
+bench: setup
+	$(PY) -m workbench.bench
+
+clean-venv:
+	rm -rf $(VENV)

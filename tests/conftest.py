@@ -1,0 +1,55 @@
+"""Shared fixtures. Runs are trained once per session into a temporary checkpoints folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import workbench
+
+
+@pytest.fixture(scope="session")
+def session_root(tmp_path_factory) -> Path:
+    """A checkpoints folder for runs shared by the whole session."""
+    return tmp_path_factory.mktemp("checkpoints")
+
+
+@pytest.fixture
+def runs_root(tmp_path, monkeypatch) -> Path:
+    """An empty checkpoints folder, private to one test (WORKBENCH_CHECKPOINTS points at it)."""
+    root = tmp_path / "checkpoints"
+    monkeypatch.setenv("WORKBENCH_CHECKPOINTS", str(root))
+    return root
+
+
+def _train_in(root: Path, name: str, preset: str, **overrides):
+    old = os.environ.get("WORKBENCH_CHECKPOINTS")
+    os.environ["WORKBENCH_CHECKPOINTS"] = str(root)
+    try:
+        return workbench.train(name, preset, overrides, device="cpu", progress=False)
+    finally:
+        if old is None:
+            del os.environ["WORKBENCH_CHECKPOINTS"]
+        else:
+            os.environ["WORKBENCH_CHECKPOINTS"] = old
+
+
+@pytest.fixture(scope="session")
+def smoke_run(session_root) -> workbench.Run:
+    """The `smoke` preset, trained once (a few seconds): memorises, does not grok."""
+    return _train_in(session_root, "smoke", "smoke")
+
+
+@pytest.fixture(scope="session")
+def fast_run(session_root) -> workbench.Run:
+    """The `fast` preset, trained once (~40 s on 2 cores): memorises, then groks."""
+    return _train_in(session_root, "fast", "fast")
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """(size, mtime_ns) of every file under root: to assert that nothing changed."""
+    if not root.exists():
+        return {}
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}

@@ -1,0 +1,71 @@
+"""The training module and the TransformerLens bridge are the same function of the same weights."""
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from workbench.config import load_config
+from workbench.model import UNEMBED_BIAS, FastTransformer, build_bridge, initial_weights, weight_names
+from workbench.tasks import make_dataset
+
+
+def _scaled(weights, factor):
+    return {k: v if k == UNEMBED_BIAS else v * factor for k, v in weights.items()}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"act_fn": "gelu"}, {"n_layers": 2}, {"n_heads": 2, "d_head": 24, "d_model": 40, "d_mlp": 96}],
+)
+def test_fast_forward_matches_the_bridge_on_every_input(overrides):
+    cfg = load_config("smoke", overrides)
+    weights = _scaled(initial_weights(cfg), 3.0)  # larger than init, so the check has teeth
+    tokens = make_dataset(cfg.operation, cfg.p).tokens
+    with torch.no_grad():
+        bridge_logits = build_bridge(cfg, weights)(tokens)[:, -1]
+        fast_logits = FastTransformer(cfg, weights)(tokens)
+    assert bridge_logits.shape == fast_logits.shape == (cfg.p**2, cfg.p)
+    assert bridge_logits.abs().max() > 1.0
+    assert (bridge_logits - fast_logits).abs().max() <= 1e-5
+
+
+def test_weights_use_bridge_state_dict_names_and_shapes():
+    cfg = load_config("smoke")
+    bridge = build_bridge(cfg)
+    state = bridge.state_dict()
+    assert sorted(state) == sorted(weight_names(cfg))
+    model = FastTransformer(cfg, initial_weights(cfg))
+    for name, tensor in model.bridge_weights().items():
+        assert tensor.shape == state[name].shape, name
+
+
+def test_initial_weights_are_transformerlens_seeded_init():
+    a, b = initial_weights(load_config("smoke")), initial_weights(load_config("smoke"))
+    c = initial_weights(load_config("smoke", {"model_seed": 1}))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["embed.weight"], c["embed.weight"])
+
+
+def test_bridge_weights_are_copies_not_aliases():
+    cfg = load_config("smoke")
+    model = FastTransformer(cfg, initial_weights(cfg))
+    saved = model.bridge_weights()
+    with torch.no_grad():
+        model.w("embed.weight").add_(1.0)
+    assert not torch.equal(saved["embed.weight"], model.w("embed.weight"))
+
+
+def test_checkpoint_reloads_into_a_fresh_bridge_with_logit_parity(smoke_run):
+    """The acceptance check: every saved step, reloaded through TransformerLens, gives the
+    training model's logits on all p^2 inputs to within 1e-5."""
+    cfg = smoke_run.config
+    tokens = smoke_run.dataset.tokens
+    for step in (smoke_run.steps[1], smoke_run.steps[-1]):
+        weights = load_file(smoke_run.step_path(step))
+        with torch.no_grad():
+            trained = FastTransformer(cfg, weights)(tokens)
+            reloaded = smoke_run.model(step)(tokens)[:, -1]
+        assert (trained - reloaded).abs().max() <= 1e-5
+    logits, cache = smoke_run.model().run_with_cache(tokens)
+    assert cache["blocks.0.mlp.hook_post"].shape == (len(tokens), 3, cfg.d_mlp)
+    assert cache["blocks.0.attn.hook_pattern"].shape == (len(tokens), cfg.n_heads, 3, 3)

@@ -1,0 +1,177 @@
+"""Run configuration: one frozen, validated record, saved exactly as it ran.
+
+The defaults are the canonical setting of Nanda et al. 2023 ("Progress measures for
+grokking"): add mod 113, 30% train, a one-layer ReLU transformer with d_model 128, 4 heads
+of 32, d_mlp 512, no LayerNorm, full-batch AdamW (lr 1e-3, weight decay 1, betas 0.9/0.98,
+10-step linear warm-up) for 40,000 epochs. Presets (``workbench/presets/*.toml``) list only
+their departures from these defaults, each with a one-line reason as a comment.
+
+Example:
+    >>> cfg = load_config("fast", {"epochs": "3000"})
+    >>> cfg.p, cfg.epochs
+    >>> cfg.to_dict()            # what is written to checkpoints/<RUN>/config.json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import UsageError
+from workbench.tasks import check_task
+
+PRESET_DIR = Path(__file__).parent / "presets"
+DEFAULT_PRESET = "fast"
+ACTIVATIONS = ("relu", "gelu", "gelu_new", "silu")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's weights. Devices and output paths are not in here."""
+
+    # task
+    operation: str = "add"
+    p: int = 113
+    frac_train: float = 0.3
+    split_seed: int = 0
+    table_seed: int = 0  # only the 'random' operation reads it
+    # model: the one-layer transformer of Nanda et al. 2023
+    n_layers: int = 1
+    d_model: int = 128
+    n_heads: int = 4
+    d_head: int = 32
+    d_mlp: int = 512
+    act_fn: str = "relu"
+    model_seed: int = 0
+    # optimisation: full-batch AdamW
+    epochs: int = 40_000
+    lr: float = 1e-3
+    weight_decay: float = 1.0
+    beta1: float = 0.9
+    beta2: float = 0.98
+    warmup_steps: int = 10
+    freeze_biases: bool = False
+    # what is recorded
+    eval_every: int = 10  # train/test loss and accuracy every this many steps
+    ckpt_every: int = 100  # a checkpoint every this many steps (0: none)
+    ckpt_log: int = 0  # plus this many log-spaced checkpoints over [1, epochs]
+
+    def __post_init__(self) -> None:
+        check_task(self.operation, self.p)
+        if not 0.0 < self.frac_train < 1.0:
+            raise UsageError(f"frac_train must lie strictly between 0 and 1, got {self.frac_train}")
+        for name in ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "epochs", "eval_every"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        for name in ("warmup_steps", "ckpt_every", "ckpt_log"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.act_fn not in ACTIVATIONS:
+            raise UsageError(f"unknown act_fn {self.act_fn!r}; valid: {', '.join(ACTIVATIONS)}")
+        if not self.lr > 0:
+            raise UsageError(f"lr must be positive, got {self.lr}")
+        if self.weight_decay < 0:
+            raise UsageError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise UsageError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return from_dict({**self.to_dict(), **changes})
+
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+FIELD_TYPES: dict[str, type] = {f.name: _TYPES[str(f.type)] for f in fields(RunConfig)}
+
+
+def _coerce(key: str, value: Any) -> Any:
+    kind = FIELD_TYPES[key]
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    text = str(value).strip()
+    try:
+        if kind is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if kind is int:
+            as_float = float(text)
+            if as_float != int(as_float):
+                raise ValueError(text)
+            return int(as_float)
+        return kind(text)
+    except ValueError:
+        raise UsageError(f"{key} must be a {kind.__name__}, got {value!r}") from None
+
+
+def from_dict(values: Mapping[str, Any]) -> RunConfig:
+    """A validated config from field values; unknown keys are refused with the valid list."""
+    unknown = sorted(set(values) - set(FIELD_TYPES))
+    if unknown:
+        raise UsageError(
+            f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(FIELD_TYPES)}"
+        )
+    return RunConfig(**{k: _coerce(k, v) for k, v in values.items()})
+
+
+def preset_names() -> list[str]:
+    return sorted(path.stem for path in PRESET_DIR.glob("*.toml"))
+
+
+def read_preset(name: str) -> dict[str, Any]:
+    """The departures from the defaults that preset ``name`` makes (its TOML file)."""
+    path = PRESET_DIR / f"{name}.toml"
+    if "/" in name or not path.is_file():
+        raise UsageError(f"unknown preset {name!r}; valid presets: {', '.join(preset_names())}")
+    with path.open("rb") as f:
+        return tomllib.load(f)
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """``["lr=1e-3", "p=97"]`` -> ``{"lr": "1e-3", "p": "97"}``; values are coerced later."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"override {item!r} is not of the form key=value (e.g. lr=1e-3)")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def load_config(
+    source: str | Path | Mapping[str, Any] | RunConfig | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> RunConfig:
+    """One entry point for CLI, notebooks and tests.
+
+    ``source`` is a preset name, a path to a ``.toml``/``.json`` config file, a mapping of
+    fields, a `RunConfig`, or None for the default preset. ``overrides`` win over it.
+    """
+    if source is None:
+        source = DEFAULT_PRESET
+    if isinstance(source, RunConfig):
+        base = source.to_dict()
+    elif isinstance(source, Mapping):
+        base = dict(source)
+    else:
+        path = Path(source)
+        if path.suffix in (".toml", ".json") and path.is_file():
+            if path.suffix == ".toml":
+                with path.open("rb") as f:
+                    base = tomllib.load(f)
+            else:
+                import json
+
+                base = json.loads(path.read_text())
+        else:
+            base = read_preset(str(source))
+    return from_dict({**base, **(overrides or {})})

@@ -1,0 +1,142 @@
+"""Algorithmic tasks: binary operations modulo p, and the train/test split.
+
+Every example is the token sequence ``a b =`` with ``=`` encoded as token ``p``; the label is
+``op(a, b) mod p``. This is the setting of Power et al. 2022 ("Grokking") and Nanda et al.
+2023 ("Progress measures for grokking via mechanistic interpretability").
+
+Operations (name -> c):
+    add        a + b
+    sub        a - b
+    mul        a * b
+    div        a * b^(p-2)   (b != 0; p must be prime so b has an inverse)
+    x2+y2      a^2 + b^2
+    x2+xy+y2   a^2 + ab + b^2
+    x3+xy      a^3 + ab
+    random     table[a, b], a fixed random lookup table: no algorithm exists, so the only
+               way to fit it is to memorise it (the null control for every probe)
+
+Example:
+    >>> ds = make_dataset("add", p=113)
+    >>> split = make_split(ds.n_examples, frac_train=0.3, seed=0)
+    >>> ds.tokens[split.train].shape      # torch.Size([3830, 3])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from workbench.errors import UsageError
+
+OPERATIONS: dict[str, str] = {
+    "add": "a + b",
+    "sub": "a - b",
+    "mul": "a * b",
+    "div": "a / b  (b != 0, p prime)",
+    "x2+y2": "a^2 + b^2",
+    "x2+xy+y2": "a^2 + ab + b^2",
+    "x3+xy": "a^3 + ab",
+    "random": "a fixed random table (memorisation control)",
+}
+
+
+def is_prime(n: int) -> bool:
+    if n < 2:
+        return False
+    return all(n % d for d in range(2, int(n**0.5) + 1))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """All inputs of a task.
+
+    tokens: [n, 3] int64, rows ``(a, b, p)``; labels: [n] int64; pairs: [n, 2] ``(a, b)``.
+    """
+
+    operation: str
+    p: int
+    tokens: torch.Tensor
+    labels: torch.Tensor
+
+    @property
+    def n_examples(self) -> int:
+        return int(self.tokens.shape[0])
+
+    @property
+    def pairs(self) -> torch.Tensor:
+        return self.tokens[:, :2]
+
+
+@dataclass(frozen=True)
+class Split:
+    """Indices into a `Dataset`: train: [n_train], test: [n_test], disjoint, covering all."""
+
+    train: torch.Tensor
+    test: torch.Tensor
+
+
+def check_task(operation: str, p: int) -> None:
+    """Raise `UsageError` for an unknown operation or a modulus the operation cannot use."""
+    if operation not in OPERATIONS:
+        raise UsageError(
+            f"unknown operation {operation!r}; valid operations: {', '.join(OPERATIONS)}"
+        )
+    if p < 3:
+        raise UsageError(f"p must be at least 3, got {p}")
+    if operation == "div" and not is_prime(p):
+        raise UsageError(f"operation 'div' needs a prime p (b must be invertible), got p={p}")
+
+
+def _labels(operation: str, a: torch.Tensor, b: torch.Tensor, p: int, table_seed: int) -> torch.Tensor:
+    if operation == "add":
+        return (a + b) % p
+    if operation == "sub":
+        return (a - b) % p
+    if operation == "mul":
+        return (a * b) % p
+    if operation == "div":
+        inverse = torch.tensor([pow(int(x), p - 2, p) for x in range(p)], dtype=torch.int64)
+        return (a * inverse[b]) % p
+    if operation == "x2+y2":
+        return (a * a + b * b) % p
+    if operation == "x2+xy+y2":
+        return (a * a + a * b + b * b) % p
+    if operation == "x3+xy":
+        return (a * a * a + a * b) % p
+    if operation == "random":
+        gen = torch.Generator().manual_seed(table_seed)
+        table = torch.randint(0, p, (p, p), generator=gen)
+        return table[a, b]
+    raise AssertionError(operation)  # check_task rejects unknown names first
+
+
+def make_dataset(operation: str, p: int, table_seed: int = 0) -> Dataset:
+    """Every input ``(a, b)`` of the task, a-major (row ``a * p + b`` for all but div)."""
+    check_task(operation, p)
+    a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+    a, b = a.reshape(-1), b.reshape(-1)
+    if operation == "div":
+        keep = b != 0
+        a, b = a[keep], b[keep]
+    labels = _labels(operation, a, b, p, table_seed)
+    tokens = torch.stack([a, b, torch.full_like(a, p)], dim=1)
+    return Dataset(operation=operation, p=p, tokens=tokens, labels=labels)
+
+
+def make_split(n_examples: int, frac_train: float, seed: int) -> Split:
+    """A seeded random split: the first ``int(n * frac_train)`` of a permutation train.
+
+    Uses ``torch.randperm`` on a generator seeded with ``seed``, which is the split of the
+    TransformerLens grokking demo (seed 598, frac 0.3) for ``add`` at any p.
+    """
+    if not 0.0 < frac_train < 1.0:
+        raise UsageError(f"frac_train must lie strictly between 0 and 1, got {frac_train}")
+    gen = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(n_examples, generator=gen)
+    cut = int(n_examples * frac_train)
+    if cut == 0 or cut == n_examples:
+        raise UsageError(
+            f"frac_train={frac_train} leaves an empty train or test set for {n_examples} examples"
+        )
+    return Split(train=perm[:cut].sort().values, test=perm[cut:].sort().values)
