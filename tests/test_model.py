@@ -69,3 +69,22 @@ def test_checkpoint_reloads_into_a_fresh_bridge_with_logit_parity(smoke_run):
     logits, cache = smoke_run.model().run_with_cache(tokens)
     assert cache["blocks.0.mlp.hook_post"].shape == (len(tokens), 3, cfg.d_mlp)
     assert cache["blocks.0.attn.hook_pattern"].shape == (len(tokens), cfg.n_heads, 3, 3)
+
+
+def test_training_gradients_are_deterministic_at_fast_preset_size():
+    """Bit-identical resume needs a deterministic backward; indexing W_E[tokens] was not (its
+    CPU scatter-add runs in parallel), F.embedding is."""
+    import torch.nn.functional as F
+
+    from workbench.tasks import make_split
+
+    cfg = load_config("fast")
+    ds = make_dataset(cfg.operation, cfg.p)
+    train = make_split(ds.n_examples, cfg.frac_train, cfg.split_seed).train
+    grads = []
+    for _ in range(3):
+        model = FastTransformer(cfg, initial_weights(cfg))
+        F.cross_entropy(model(ds.tokens[train]).double(), ds.labels[train]).backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    for g in grads[1:]:
+        assert all(torch.equal(g[n], grads[0][n]) for n in g)

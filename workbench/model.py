@@ -181,7 +181,8 @@ class FastTransformer(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens: [batch, 3] -> logits at the ``=`` position: [batch, p]."""
-        resid = self.w(EMBED)[tokens] + self.w(POS_EMBED)  # [batch, 3, d_model]
+        # F.embedding, not W[tokens]: its CPU backward sums each row in a fixed order (deterministic)
+        resid = F.embedding(tokens, self.w(EMBED)) + self.w(POS_EMBED)  # [batch, 3, d_model]
         n_layers = self.cfg.n_layers
         for layer in range(n_layers):
             last = layer == n_layers - 1
@@ -200,3 +201,23 @@ class FastTransformer(nn.Module):
 
 def _attr(name: str) -> str:
     return name.replace(".", "__")
+
+
+def grid_activations(bridge, cfg: RunConfig, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One ``run_with_cache`` over ``tokens`` [n, 3]; what the probes read, at the ``=`` position.
+
+    Returns logits [n, p], neuron_acts [n, d_mlp] (last block ``mlp.hook_post``), resid_mid
+    [n, d_model] (last block), attention [n, n_heads, 3] (``attn.hook_pattern`` row of ``=``).
+    """
+    last = cfg.n_layers - 1
+    names = {
+        "neuron_acts": f"blocks.{last}.mlp.hook_post",
+        "resid_mid": f"blocks.{last}.hook_resid_mid",
+        "attention": f"blocks.{last}.attn.hook_pattern",
+    }
+    with torch.no_grad():
+        logits, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n in names.values())
+    out = {key: cache[name][:, -1] for key, name in names.items() if key != "attention"}
+    out["attention"] = cache[names["attention"]][:, :, -1, :]
+    out["logits"] = logits[:, -1]
+    return out
