@@ -14,12 +14,14 @@ DEVICE ?= auto
 SET ?=
 TRAIN_ARGS = $(if $(PRESET),--preset $(PRESET)) --device $(DEVICE) $(if $(EPOCHS),epochs=$(EPOCHS)) $(SET)
 
-.PHONY: help setup train test test-fast lint bench runs presets clean-venv
+.PHONY: help setup train probe test test-fast lint bench runs presets clean-venv
 
 help:  ## list targets
 	@echo "make setup                          create .venv and install everything (idempotent)"
 	@echo "make train RUN=name [PRESET=fast|nanda2023|tl-demo|smoke] [EPOCHS=N] [SET='lr=3e-3 p=97'] [DEVICE=auto|cpu|cuda]"
 	@echo "                                    train a run into checkpoints/<name>/ (re-run to resume)"
+	@echo "make probe RUN=name [PROBES=fourier,progress,weights,attention] [STEPS=all|last|A:B] [SET='key_rule=wl']"
+	@echo "                                    measure every checkpoint; tables in checkpoints/<name>/probes/"
 	@echo "make runs                           list runs;  make presets: show presets"
 	@echo "make test                           the test suite (what CI runs)"
 	@echo "make test-fast                      skip the slow end-to-end tests"
@@ -37,6 +39,12 @@ $(STAMP): pyproject.toml
 train: setup
 	@if [ -z "$(RUN)" ]; then echo "usage: make train RUN=<name> [PRESET=...] [EPOCHS=N] [SET='key=value ...']"; exit 2; fi
 	$(PY) -m workbench train $(RUN) $(TRAIN_ARGS)
+
+PROBES ?=
+STEPS ?=
+probe: setup
+	@if [ -z "$(RUN)" ]; then echo "usage: make probe RUN=<name> [PROBES=fourier,progress,weights,attention] [STEPS=all|last|A:B] [SET='neuron_threshold=0.85 ...']"; exit 2; fi
+	$(PY) -m workbench probe $(RUN) $(if $(PROBES),--probes $(PROBES)) $(if $(STEPS),--steps $(STEPS)) $(SET)
 
 runs: setup
 	@$(PY) -m workbench runs

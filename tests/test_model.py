@@ -5,7 +5,14 @@ import torch
 from safetensors.torch import load_file
 
 from workbench.config import load_config
-from workbench.model import UNEMBED_BIAS, FastTransformer, build_bridge, initial_weights, weight_names
+from workbench.model import (
+    UNEMBED_BIAS,
+    FastTransformer,
+    build_bridge,
+    initial_shapes,
+    initial_weights,
+    weight_names,
+)
 from workbench.tasks import make_dataset
 
 
@@ -34,6 +41,7 @@ def test_weights_use_bridge_state_dict_names_and_shapes():
     bridge = build_bridge(cfg)
     state = bridge.state_dict()
     assert sorted(state) == sorted(weight_names(cfg))
+    assert {k: v.shape for k, v in state.items()} == initial_shapes(cfg)
     model = FastTransformer(cfg, initial_weights(cfg))
     for name, tensor in model.bridge_weights().items():
         assert tensor.shape == state[name].shape, name

@@ -9,11 +9,17 @@ Public API (what notebooks, the CLI and tests share):
     >>> run.steps, run.metrics                     # checkpoint steps; a metrics DataFrame
     >>> model = run.model(run.steps[-1])           # a TransformerLens TransformerBridge
     >>> logits, cache = model.run_with_cache(run.dataset.tokens)
+    >>> report = workbench.probe(run)              # every probe over every checkpoint
+    >>> report.tables["progress"], report.key_frequencies, report.phases
 """
 
 from workbench.config import RunConfig, load_config, preset_names
 from workbench.errors import UsageError
+from workbench.runner import ProbeReport, load_checkpoint, probe
 from workbench.store import Run, open_run
 from workbench.train import train
 
-__all__ = ["Run", "RunConfig", "UsageError", "load_config", "open_run", "preset_names", "train"]
+__all__ = [
+    "ProbeReport", "Run", "RunConfig", "UsageError", "load_checkpoint", "load_config", "open_run", "preset_names",
+    "probe", "train",
+]

@@ -4,6 +4,10 @@ Sections:
     train   ms per full-batch epoch at the nanda2023 configuration, (a) the workbench trainer
             vs (b) the same AdamW step written directly on a TransformerLens TransformerBridge,
             alternated round by round so machine noise hits both alike. Target (a) <= 0.55 (b).
+    probe   the full probe suite at p = 113 (the canonical model) on synthetic runs of 50 and
+            200 checkpoints, each probed in a fresh process: seconds per checkpoint (target
+            <= 0.25), peak RSS (must not grow with the number of checkpoints), and a re-run on
+            the unchanged run (target < 1 s for 200).
     fast    the `fast` preset end to end: wall time to test accuracy >= 99%, and the epochs
             to memorisation (train acc >= 99%) and to grokking (test acc >= 99%).
 
@@ -110,7 +114,64 @@ def bench_fast() -> str:
     return _table("The `fast` preset", rows)
 
 
-SECTIONS = {"train": bench_train, "fast": bench_fast}
+_PROBE_CHILD = """
+import json, sys, time
+import workbench
+run = workbench.open_run(sys.argv[1])
+t0 = time.perf_counter(); first = workbench.probe(run, progress=False); t1 = time.perf_counter()
+again = workbench.probe(run, progress=False); t2 = time.perf_counter()
+print(json.dumps({"first": t1 - t0, "rerun": t2 - t1, "n": len(run.steps), "computed": first.computed["fourier"],
+                  "recomputed": again.computed["fourier"]}))
+"""
+
+
+def _synthetic_run(root: Path, name: str, n_checkpoints: int) -> None:
+    """A nanda2023-sized run whose checkpoints are the initial weights plus noise (timing needs no training)."""
+    from workbench import store
+    from workbench.config import load_config
+    from workbench.train import _create_run
+
+    cfg = load_config("nanda2023", {"epochs": n_checkpoints - 1, "ckpt_every": 1})
+    os.environ["WORKBENCH_CHECKPOINTS"] = str(root)
+    _create_run(root / name, cfg)
+    run = store.open_run(name)
+    from workbench.model import initial_weights
+
+    base = initial_weights(cfg)
+    gen = torch.Generator().manual_seed(0)
+    for step in range(n_checkpoints):
+        noisy = {k: v + 0.01 * torch.randn(v.shape, generator=gen) for k, v in base.items()}
+        store.write_tensors(run.step_path(step), noisy)
+
+
+def bench_probe() -> str:
+    import json
+    import subprocess
+
+    rows = [("configuration", "nanda2023 sizes: p=113, d_model 128, d_mlp 512; all four probes; 2 threads")]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for n in (50, 200):
+            _synthetic_run(root, f"synthetic-{n}", n)
+            env = {**os.environ, "WORKBENCH_CHECKPOINTS": str(root)}
+            proc = subprocess.Popen([sys.executable, "-c", _PROBE_CHILD, f"synthetic-{n}"], env=env,
+                                    stdout=subprocess.PIPE, text=True)
+            out = proc.stdout.read()
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if proc.returncode != 0:
+                raise RuntimeError(f"probe child failed with status {proc.returncode}")
+            result = json.loads(out.strip().splitlines()[-1])
+            rows += [
+                (f"{n} checkpoints: s per checkpoint (target <= 0.25)", f"{result['first'] / n:.3f}"),
+                (f"{n} checkpoints: peak RSS, MiB", f"{usage.ru_maxrss / 1024:.0f}"),
+                (f"{n} checkpoints: re-run on unchanged run, s (measured again: {result['recomputed']})",
+                 f"{result['rerun']:.2f}"),
+            ]
+    return _table("Probe suite", rows)
+
+
+SECTIONS = {"train": bench_train, "probe": bench_probe, "fast": bench_fast}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.epilog = "Any config field can follow as key=value, e.g. epochs=20000 lr=3e-3 (see `python -m workbench presets`)."
 
+    p = sub.add_parser("probe", help="measure every checkpoint of a run; write tables; print a summary")
+    p.add_argument("run", help="run name or path")
+    p.add_argument("--probes", default=None, help="comma-separated probe names (default: all)")
+    p.add_argument("--steps", default=None, help="all (default), last, A:B or a comma list of steps")
+    p.add_argument("--engine", default="fast", choices=("fast", "bridge"),
+                   help="activations from the fast path (default, bit-identical) or a TransformerBridge run_with_cache")
+    p.add_argument("--key-freqs", default=None, help="comma-separated key frequencies (default: from the final checkpoint)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.epilog = ("Probe settings follow as key=value: neuron_threshold=0.85 min_cluster_frac=0.02 "
+                "norm_rel_threshold=0.1 norm_min_share=1.5 key_rule=neurons|embed|wl.")
+
     p = sub.add_parser("runs", help="list runs")
 
     p = sub.add_parser("info", help="summarise one run: config, progress, final metrics")
@@ -62,6 +73,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
             f"acc {last['train_acc']:.1%}  test loss {last['test_loss']:.3g} acc {last['test_acc']:.1%}  -> {run.path}"
         )
     return 0
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from workbench.config import parse_overrides
+    from workbench.runner import probe, settings_from
+
+    names = [n.strip() for n in args.probes.split(",") if n.strip()] if args.probes else None
+    key_freqs = None
+    if args.key_freqs is not None:
+        try:
+            key_freqs = [int(k) for k in args.key_freqs.split(",") if k.strip()]
+        except ValueError:
+            raise UsageError(f"--key-freqs must be comma-separated integers, got {args.key_freqs!r}") from None
+    report = probe(args.run, names, args.steps, settings_from(parse_overrides(args.overrides)),
+                   key_freqs=key_freqs, progress=not args.no_progress, engine=args.engine)
+    print(report.summary())
+    print(f"tables: {report.run.path / 'probes'}")
+    return 1 if report.skipped else 0
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
@@ -113,10 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, extra = parser.parse_known_args(argv)
         # key=value overrides may sit anywhere on a train command line
         args.overrides = [e for e in extra if not e.startswith("-")]
-        stray = [e for e in extra if e not in args.overrides or args.command != "train"]
+        stray = [e for e in extra if e not in args.overrides or args.command not in ("train", "probe")]
         if stray:
             parser.error(f"unrecognized arguments: {' '.join(stray)}")
-        command = {"train": _cmd_train, "runs": _cmd_runs, "info": _cmd_info, "presets": _cmd_presets}[args.command]
+        command = {"train": _cmd_train, "probe": _cmd_probe, "runs": _cmd_runs, "info": _cmd_info, "presets": _cmd_presets}[args.command]
         return command(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

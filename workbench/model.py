@@ -46,21 +46,6 @@ def block_key(layer: int, name: str) -> str:
     return f"blocks.{layer}.{name}"
 
 
-BLOCK_PARAMS = (
-    "attn.q.weight",  # [n_heads*d_head, d_model]
-    "attn.q.bias",
-    "attn.k.weight",
-    "attn.k.bias",
-    "attn.v.weight",
-    "attn.v.bias",
-    "attn.o.weight",  # [d_model, n_heads*d_head]
-    "attn.o.bias",
-    "mlp.in.weight",  # [d_mlp, d_model]
-    "mlp.in.bias",
-    "mlp.out.weight",  # [d_model, d_mlp]
-    "mlp.out.bias",
-)
-
 _ACTIVATIONS = {
     "relu": F.relu,
     "gelu": F.gelu,
@@ -119,11 +104,24 @@ def initial_weights(cfg: RunConfig) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in bridge.state_dict().items()}
 
 
-def weight_names(cfg: RunConfig) -> list[str]:
-    names = [EMBED, POS_EMBED]
+def initial_shapes(cfg: RunConfig) -> dict[str, torch.Size]:
+    """Shape of every bridge weight of this config (no TransformerLens needed)."""
+    d_attn = cfg.n_heads * cfg.d_head
+    shapes = {EMBED: (cfg.p + 1, cfg.d_model), POS_EMBED: (N_CTX, cfg.d_model)}
+    per_block = {"attn.q.weight": (d_attn, cfg.d_model), "attn.q.bias": (d_attn,),
+                 "attn.k.weight": (d_attn, cfg.d_model), "attn.k.bias": (d_attn,),
+                 "attn.v.weight": (d_attn, cfg.d_model), "attn.v.bias": (d_attn,),
+                 "attn.o.weight": (cfg.d_model, d_attn), "attn.o.bias": (cfg.d_model,),
+                 "mlp.in.weight": (cfg.d_mlp, cfg.d_model), "mlp.in.bias": (cfg.d_mlp,),
+                 "mlp.out.weight": (cfg.d_model, cfg.d_mlp), "mlp.out.bias": (cfg.d_model,)}
     for layer in range(cfg.n_layers):
-        names += [block_key(layer, n) for n in BLOCK_PARAMS]
-    return names + [UNEMBED, UNEMBED_BIAS]
+        shapes.update({block_key(layer, k): v for k, v in per_block.items()})
+    shapes.update({UNEMBED: (cfg.p, cfg.d_model), UNEMBED_BIAS: (cfg.p,)})
+    return {k: torch.Size(v) for k, v in shapes.items()}
+
+
+def weight_names(cfg: RunConfig) -> list[str]:
+    return list(initial_shapes(cfg))
 
 
 class FastTransformer(nn.Module):
@@ -162,7 +160,8 @@ class FastTransformer(nn.Module):
         # F.linear, as nn.Linear in the bridge: same kernel, so the same rounding
         return F.linear(x, self.w(name + ".weight"), self.w(name + ".bias"))
 
-    def _attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, last_only: bool) -> torch.Tensor:
+    def _attend(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, last_only: bool,
+                record: dict | None = None) -> torch.Tensor:
         """q: [batch, nq, d_attn], k, v: [batch, 3, d_attn] -> attention output [batch, nq, d_model]."""
         H, dh = self.cfg.n_heads, self.cfg.d_head
         batch, nq = q.shape[0], q.shape[1]
@@ -172,14 +171,29 @@ class FastTransformer(nn.Module):
         scores = (q @ k.transpose(-2, -1)) / math.sqrt(dh)  # [batch, H, nq, 3]
         if not last_only:  # the last query sees every position: no mask needed there
             scores = scores.masked_fill(self.causal_mask, float("-inf"))
-        z = (scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(batch, nq, H * dh)
+        pattern = scores.softmax(dim=-1)
+        if record is not None:
+            record["attention"] = pattern[:, :, -1, :]
+        z = (pattern @ v).transpose(1, 2).reshape(batch, nq, H * dh)
         return self._linear(z, block_key(layer, "attn.o"))
 
-    def _mlp(self, layer: int, x: torch.Tensor) -> torch.Tensor:
+    def _mlp(self, layer: int, x: torch.Tensor, record: dict | None = None) -> torch.Tensor:
         hidden = self.act(self._linear(x, block_key(layer, "mlp.in")))
+        if record is not None:
+            record["neuron_acts"] = hidden[:, -1]
         return self._linear(hidden, block_key(layer, "mlp.out"))
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def activations(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the probes read, at the ``=`` position, computed with the same operations as the
+        bridge (equal to its ``run_with_cache`` values; tested) but only where they are needed:
+        logits [n, p], neuron_acts [n, d_mlp] (``mlp.hook_post``), resid_mid [n, d_model]
+        (``hook_resid_mid``), attention [n, n_heads, 3] (``attn.hook_pattern`` row of ``=``)."""
+        record: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            record["logits"] = self.forward(tokens, record)
+        return record
+
+    def forward(self, tokens: torch.Tensor, record: dict | None = None) -> torch.Tensor:
         """tokens: [batch, 3] -> logits at the ``=`` position: [batch, p]."""
         # F.embedding, not W[tokens]: its CPU backward sums each row in a fixed order (deterministic)
         resid = F.embedding(tokens, self.w(EMBED)) + self.w(POS_EMBED)  # [batch, 3, d_model]
@@ -194,8 +208,11 @@ class FastTransformer(nn.Module):
             v = self._linear(resid, block_key(layer, "attn.v"))
             if last:
                 resid = resid[:, -1:]
-            resid = resid + self._attend(layer, q, k, v, last_only=last)
-            resid = resid + self._mlp(layer, resid)
+            rec = record if last else None
+            resid = resid + self._attend(layer, q, k, v, last_only=last, record=rec)
+            if rec is not None:
+                rec["resid_mid"] = resid[:, -1]
+            resid = resid + self._mlp(layer, resid, record=rec)
         return F.linear(resid[:, -1], self.w(UNEMBED), self.w(UNEMBED_BIAS))
 
 
@@ -205,6 +222,7 @@ def _attr(name: str) -> str:
 
 def grid_activations(bridge, cfg: RunConfig, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
     """One ``run_with_cache`` over ``tokens`` [n, 3]; what the probes read, at the ``=`` position.
+    (`FastTransformer.activations` returns the same tensors at a third of the cost.)
 
     Returns logits [n, p], neuron_acts [n, d_mlp] (last block ``mlp.hook_post``), resid_mid
     [n, d_model] (last block), attention [n, n_heads, 3] (``attn.hook_pattern`` row of ``=``).
@@ -217,7 +235,9 @@ def grid_activations(bridge, cfg: RunConfig, tokens: torch.Tensor) -> dict[str, 
     }
     with torch.no_grad():
         logits, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n in names.values())
-    out = {key: cache[name][:, -1] for key, name in names.items() if key != "attention"}
-    out["attention"] = cache[names["attention"]][:, :, -1, :]
-    out["logits"] = logits[:, -1]
+    # clone the "=" slices so the full [n, 3, ...] cache tensors can be freed at once
+    out = {key: cache[name][:, -1].clone() for key, name in names.items() if key != "attention"}
+    out["attention"] = cache[names["attention"]][:, :, -1, :].clone()
+    out["logits"] = logits[:, -1].clone()
+    del logits, cache
     return out

@@ -55,6 +55,10 @@ STEPS_DIR = "steps"
 PROBES_DIR = "probes"
 REPORT_DIR = "report"
 LOCK = ".lock"
+# inside PROBES_DIR
+PROBE_INDEX = "index.json"  # per probe: version, key frequencies, content hash per step
+KEY_FREQUENCIES = "key_frequencies.json"
+PHASES = "phases.json"
 _STEP_FILE = re.compile(r"^step_(\d{7,})\.safetensors$")
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -148,6 +152,37 @@ def remove_stale_temporaries(folder: Path) -> None:
     """Delete leftover ``.*.tmp`` files from an interrupted writer (only the lock holder calls this)."""
     for tmp in list(folder.glob(".*.tmp")) + list(folder.glob(f"{STEPS_DIR}/.*.tmp")):
         tmp.unlink(missing_ok=True)
+
+
+def probe_table_path(run_dir: Path, probe: str) -> Path:
+    return run_dir / PROBES_DIR / f"{probe}.csv"
+
+
+def write_table(path: Path, frame) -> None:
+    """A tidy table as CSV, atomically (readers never see a torn table)."""
+    write_text(path, frame.to_csv(index=False))
+
+
+def read_table(path: Path):
+    import pandas as pd
+
+    return pd.read_csv(path) if path.exists() else None
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+@contextmanager
+def waiting_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock that waits its turn (two `make probe` on one run take turns)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 @contextmanager
@@ -261,6 +296,33 @@ class Run:
             return load_file(path)
         except (SafetensorError, OSError, ValueError) as exc:
             raise CorruptCheckpoint(f"checkpoint {path} is unreadable ({exc})") from exc
+
+    def content_hash(self, step: int, memo: dict[str, Any] | None = None) -> str:
+        """blake2b of the checkpoint file; ``memo`` (from the probe index) skips files whose size and
+        mtime are unchanged since they were hashed."""
+        import hashlib
+
+        path = self.step_path(step)
+        st = path.stat()
+        stamp = [st.st_size, st.st_mtime_ns]
+        if memo is not None and memo.get(str(step), {}).get("stamp") == stamp:
+            return memo[str(step)]["hash"]
+        digest = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+        if memo is not None:
+            memo[str(step)] = {"stamp": stamp, "hash": digest}
+        return digest
+
+    def probe_table(self, probe: str):
+        """The probe's tidy table (a DataFrame), or None before `make probe`."""
+        return read_table(probe_table_path(self.path, probe))
+
+    @property
+    def key_frequencies(self) -> dict[str, Any] | None:
+        return read_json(self.path / PROBES_DIR / KEY_FREQUENCIES)
+
+    @property
+    def phases(self) -> dict[str, Any] | None:
+        return read_json(self.path / PROBES_DIR / PHASES)
 
     def model(self, step: int | None = None, device: str | torch.device = "cpu"):
         """A fresh TransformerLens ``TransformerBridge`` holding the checkpoint at ``step`` (default: last)."""

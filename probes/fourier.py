@@ -1,0 +1,269 @@
+"""The Fourier basis over Z_p and the measurements made with it.
+
+Nanda et al. 2023 ("Progress measures for grokking via mechanistic interpretability") show
+that a transformer trained on a + b mod p embeds each token as cos(w_k x), sin(w_k x) for a few
+*key frequencies* w_k = 2 pi k / p, multiplies them in the MLP, and reads out
+cos(w_k (a + b - c)). Everything here measures how much of a weight or activation lives on
+which frequency.
+
+Basis (orthonormal, p odd), rows in this order::
+
+    index 0        constant       1 / sqrt(p)
+    index 2k - 1   cos k          sqrt(2/p) cos(2 pi k x / p)      k = 1 .. (p-1)/2
+    index 2k       sin k          sqrt(2/p) sin(2 pi k x / p)
+
+Frequency k groups the pair (cos k, sin k); "frequency 0" is the constant.
+
+Measurements (all pure functions of tensors):
+    frequency_norms(M)        ||F M||, grouped per frequency:  n_k = sqrt(|cos_k M|^2 + |sin_k M|^2)
+    neuron_frequency_fractions(acts [p, p, n])
+                              per neuron, the fraction of its (centred) variance over the (a, b)
+                              grid that lies in 2-D Fourier terms built only from frequency k
+                              and the constant:  sum_{x, y in {0, cos k, sin k}} A[x, y]^2 / sum A^2
+    gini(x)                   Gini coefficient  sum_ij |x_i - x_j| / (2 n sum_i x_i)
+    logit_fit(logits [p, p, p])
+                              alpha_w = <L, cos(w(a + b - c))> / |cos(w(a + b - c))|^2 and the
+                              fraction of the centred logits' variance explained by given w's,
+                              computed with O(p^3) work and O(p^2 K) memory, never the
+                              p^2 x p x K cube.
+
+Example:
+    >>> F = fourier_basis(113)                  # [113, 113], orthonormal rows
+    >>> norms = frequency_norms(W_E[:113])      # [57]: constant, then k = 1 .. 56
+    >>> fractions = neuron_frequency_fractions(acts)   # [56, d_mlp]
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+
+
+def n_frequencies(p: int) -> int:
+    """K = (p - 1) // 2, the number of non-constant frequencies."""
+    return (p - 1) // 2
+
+
+@functools.lru_cache(maxsize=16)
+def fourier_basis(p: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """[p, p] orthonormal basis; row i is basis vector i (order in the module docstring).
+
+    For even p the last row is the Nyquist vector (-1)^x / sqrt(p), which keeps it square and
+    orthonormal; it belongs to no frequency k <= (p-1)/2 and is ignored by the grouping.
+    Cached: do not modify the returned tensor.
+    """
+    x = torch.arange(p, dtype=dtype)
+    rows = [torch.full((p,), 1.0 / math.sqrt(p), dtype=dtype)]
+    for k in range(1, n_frequencies(p) + 1):
+        rows.append(torch.cos(2 * math.pi * k * x / p) * math.sqrt(2.0 / p))
+        rows.append(torch.sin(2 * math.pi * k * x / p) * math.sqrt(2.0 / p))
+    if p % 2 == 0:
+        rows.append(torch.cos(math.pi * x) / math.sqrt(p))
+    return torch.stack(rows)
+
+
+def basis_names(p: int) -> list[str]:
+    names = ["const"]
+    for k in range(1, n_frequencies(p) + 1):
+        names += [f"cos {k}", f"sin {k}"]
+    return names + (["nyquist"] if p % 2 == 0 else [])
+
+
+def fourier_1d(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Coefficients of ``x`` along axis ``dim`` (length p) in the basis: F @ x along that axis."""
+    x = x.double().movedim(dim, 0)
+    F = fourier_basis(x.shape[0], x.dtype)
+    out = F @ x.reshape(x.shape[0], -1)
+    return out.reshape(x.shape).movedim(0, dim)
+
+
+def fourier_2d(grid: torch.Tensor) -> torch.Tensor:
+    """grid: [p, p, ...] over (a, b) -> coefficients [p, p, ...]: F @ grid @ F^T on the first two axes."""
+    return fourier_1d(fourier_1d(grid, 0), 1)
+
+
+def group_by_frequency(coeff_sq: torch.Tensor) -> torch.Tensor:
+    """[p, ...] squared coefficients -> [K + 1, ...]: constant, then cos^2 + sin^2 per k."""
+    K = n_frequencies(coeff_sq.shape[0])
+    pairs = coeff_sq[1 : 2 * K + 1].reshape(K, 2, *coeff_sq.shape[1:]).sum(1)
+    return torch.cat([coeff_sq[:1], pairs])
+
+
+def frequency_norms(M: torch.Tensor) -> torch.Tensor:
+    """M: [p, d] (a function of the token, e.g. W_E[:p]) -> [K + 1] norms, index k = frequency k.
+
+    n_k = sqrt(sum_d (cos_k . M[:, d])^2 + (sin_k . M[:, d])^2), i.e. the Frobenius norm of the
+    part of M in frequency k; n_0 is the constant part. sum_k n_k^2 = |M|_F^2 (odd p).
+    """
+    coeff = fourier_1d(M, 0)
+    return group_by_frequency(coeff.pow(2)).sum(dim=tuple(range(1, coeff.dim()))).sqrt()
+
+
+def neuron_frequency_fractions(acts: torch.Tensor) -> torch.Tensor:
+    """acts: [p, p, n] (one value per (a, b) input and neuron) -> [K, n]; row k-1 = frequency k.
+
+    Each neuron's grid is centred (mean over (a, b) removed), transformed to the 2-D Fourier
+    basis A = F acts F^T, and the squared coefficients A[x, y] with x, y in {const, cos k,
+    sin k} are summed and divided by the total: the fraction of the neuron's variance that a
+    function of frequency k alone explains (Nanda et al. 2023, Sec. 5; their 0.85 cut-off
+    defines the neuron clusters). A neuron with zero variance gets 0 everywhere.
+    """
+    p, n = acts.shape[0], acts.shape[-1]
+    # the transform runs in the input's precision (float32 activations: twice as fast, and the
+    # fractions are compared with thresholds like 0.85)
+    dtype = acts.dtype if acts.dtype in (torch.float32, torch.float64) else torch.float64
+    x = acts.to(dtype)
+    centred = x - x.mean(dim=(0, 1), keepdim=True)
+    F = fourier_basis(p, dtype)
+    A = (F @ centred.reshape(p, p * n)).reshape(p, p, n)  # transform over a
+    A = torch.matmul(F, A)  # over b: [p, p, n] batched over a
+    G = group_by_frequency(group_by_frequency(A.pow(2)).transpose(0, 1)).transpose(0, 1).double()  # [K+1, K+1, n]
+    total = G.sum(dim=(0, 1))
+    k = torch.arange(1, G.shape[0])
+    out = G[k, k] + G[0, k] + G[k, 0]  # [K, n]; G[0, 0] is 0 after centring
+    return torch.where(total > 0, out / total.clamp_min(1e-300), torch.zeros_like(out))
+
+
+def neuron_clusters(fractions: torch.Tensor, threshold: float = 0.85) -> torch.Tensor:
+    """fractions: [K, n] -> [n] cluster id per neuron: its best frequency k (1..K) if that explains
+    at least ``threshold`` of its variance, else 0 ("unexplained"). argmax runs over every k."""
+    best_fraction, best = fractions.max(dim=0)
+    return torch.where(best_fraction >= threshold, best + 1, torch.zeros_like(best))
+
+
+def gini(x: torch.Tensor) -> float:
+    """Gini coefficient of non-negative values: 0 when all equal, (n-1)/n when one holds everything.
+
+    G = sum_i sum_j |x_i - x_j| / (2 n sum_i x_i), computed from the sorted values.
+    """
+    x = x.double().flatten().sort().values
+    n = x.numel()
+    if n == 0 or x.sum() <= 0:
+        return 0.0
+    ranks = torch.arange(1, n + 1, dtype=torch.float64)
+    return float(((2 * ranks - n - 1) * x).sum() / (n * x.sum()))
+
+
+def key_frequencies_by_norm(norms: torch.Tensor, rel_threshold: float, min_share_factor: float) -> list[int]:
+    """Frequencies k >= 1 whose squared norm is at least ``rel_threshold`` x the largest AND at
+    least ``min_share_factor`` x the uniform share 1/K of the total: the second condition keeps a
+    flat (random) spectrum from claiming its largest entries as "key"."""
+    sq = norms[1:].double().pow(2)
+    if sq.sum() <= 0:
+        return []
+    share = sq / sq.sum()
+    K = sq.numel()
+    keep = (sq >= rel_threshold * sq.max()) & (share >= min_share_factor / K)
+    return [int(k) + 1 for k in torch.nonzero(keep).flatten()]
+
+
+@functools.lru_cache(maxsize=8)
+def sum_direction_basis(p: int, sign: int = 1) -> torch.Tensor:
+    """[2K, p*p]: unit vectors cos(w_k (a + sign*b)), sin(w_k (a + sign*b)) over the (a, b) grid
+    (a-major), for k = 1..K in basis order. They are orthonormal for odd p. Cached: do not modify."""
+    a = torch.arange(p, dtype=torch.float64)[:, None]
+    b = torch.arange(p, dtype=torch.float64)[None, :]
+    rows = []
+    for k in range(1, n_frequencies(p) + 1):
+        angle = 2 * math.pi * k * (a + sign * b) / p
+        for f in (torch.cos, torch.sin):
+            v = f(angle).flatten()
+            rows.append(v / v.norm())
+    return torch.stack(rows)
+
+
+def logit_fit(logits: torch.Tensor, sign: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """logits: [p, p, p] over (a, b, c) -> (alpha [K], explained [K]).
+
+    alpha_w = <L, cos(w(a + sign*b - c))> / |cos(w(a + sign*b - c))|^2 over the whole cube, using
+    cos(w(s - c)) = cos(ws) cos(wc) + sin(ws) sin(wc) so that the c-sum is a 1-D Fourier
+    transform and the (a, b)-sum a dot product: O(p^3) time, O(p^2 K) memory.
+    explained[w-1] = alpha_w^2 |cos(...)|^2 / |L - mean_c L|^2: the fraction of the centred
+    logits' variance carried by that term (the terms are orthogonal, so fractions add).
+    """
+    p = logits.shape[0]
+    K = n_frequencies(p)
+    L = logits.double().reshape(p * p, p)
+    L = L - L.mean(dim=1, keepdim=True)
+    w = 2 * math.pi * torch.arange(1, K + 1, dtype=torch.float64) / p
+    c = torch.arange(p, dtype=torch.float64)
+    Lc, Ls = L @ torch.cos(w[None, :] * c[:, None]), L @ torch.sin(w[None, :] * c[:, None])  # [p^2, K]
+    a = torch.arange(p, dtype=torch.float64)[:, None]
+    s = (a + sign * a.T).flatten()[:, None]  # [p^2, 1]
+    inner = (Lc * torch.cos(w * s) + Ls * torch.sin(w * s)).sum(0)  # [K]
+    norm_sq = p**3 / 2.0  # |cos(w(s - c))|^2 over the cube, w != 0, p odd
+    alpha = inner / norm_sq
+    total = L.pow(2).sum()
+    explained = alpha.pow(2) * norm_sq / total if total > 0 else torch.zeros(K, dtype=torch.float64)
+    return alpha, explained
+
+
+# ------------------------------------------------------------------------ per-checkpoint probe
+def W_L(W_out: torch.Tensor, W_U: torch.Tensor) -> torch.Tensor:
+    """[d_mlp, p] = W_out [d_mlp, d_model] @ W_U [d_model, p]: each neuron's direct effect on the logits."""
+    return W_out.double() @ W_U.double()
+
+
+def key_frequencies(ckpt, settings, fractions=None, embed=None, wl=None) -> dict[str, list[int]]:
+    """The key frequencies of one checkpoint by each rule (a ``Checkpoint``, a ``ProbeSettings``).
+
+    neurons: frequencies whose neuron cluster (neurons with >= ``neuron_threshold`` of their
+             variance in that frequency) holds >= ``min_cluster_frac`` of all neurons;
+    embed:   `key_frequencies_by_norm` of the embedding's Fourier norms;
+    wl:      `key_frequencies_by_norm` of W_L's Fourier norms (over the output logit axis).
+    """
+    fractions = neuron_frequency_fractions(ckpt.neuron_acts) if fractions is None else fractions
+    clusters = neuron_clusters(fractions, settings.neuron_threshold)
+    sizes = torch.bincount(clusters, minlength=n_frequencies(ckpt.p) + 1)
+    min_size = max(1, math.ceil(settings.min_cluster_frac * clusters.numel()))
+    by_neurons = [k for k in range(1, sizes.numel()) if sizes[k] >= min_size]
+    embed = frequency_norms(ckpt.W_E) if embed is None else embed
+    wl = frequency_norms(W_L(ckpt.W_out, ckpt.W_U).T) if wl is None else wl
+    return {
+        "neurons": by_neurons,
+        "embed": key_frequencies_by_norm(embed, settings.norm_rel_threshold, settings.norm_min_share),
+        "wl": key_frequencies_by_norm(wl, settings.norm_rel_threshold, settings.norm_min_share),
+    }
+
+
+def probe(ckpt, key_freqs: tuple[int, ...], settings):
+    """Fourier measurements of one checkpoint as tidy rows ``step, measure, frequency, value``.
+
+    measure (frequency column):
+      embed_norm (k = 0..K)        Fourier norm of W_E[:p] per frequency (0 = constant)
+      wl_norm (k = 0..K)           Fourier norm of W_L = W_out W_U over the logit axis
+      embed_gini, wl_gini (0)      Gini of the norms n_1..n_K (plain norms, constant excluded)
+      cluster_size (k = 0..K)      neurons per cluster; k = 0 is the "unexplained" cluster
+      neuron_fraction_hist (bin)   histogram of each neuron's best fraction, 20 bins of 0.05
+                                   (frequency column holds the bin index 0..19)
+      key_<rule> (k)               1 for each frequency this rule calls key at this checkpoint
+      logit_alpha (k = 1..K)       coefficient of cos(w_k(a +/- b - c)) in the logits
+      logit_explained (k)          fraction of centred logit variance that term carries
+      logit_explained_key (0)      the same summed over ``key_freqs``
+    """
+    import pandas as pd
+
+    rows: list[tuple[str, int, float]] = []
+    embed = frequency_norms(ckpt.W_E)
+    wl = frequency_norms(W_L(ckpt.W_out, ckpt.W_U).T)
+    rows += [("embed_norm", k, float(v)) for k, v in enumerate(embed)]
+    rows += [("wl_norm", k, float(v)) for k, v in enumerate(wl)]
+    rows += [("embed_gini", 0, gini(embed[1:])), ("wl_gini", 0, gini(wl[1:]))]
+    fractions = neuron_frequency_fractions(ckpt.neuron_acts)
+    clusters = neuron_clusters(fractions, settings.neuron_threshold)
+    sizes = torch.bincount(clusters, minlength=n_frequencies(ckpt.p) + 1)
+    rows += [("cluster_size", k, float(v)) for k, v in enumerate(sizes)]
+    hist = torch.histc(fractions.max(dim=0).values.float(), bins=20, min=0.0, max=1.0)
+    rows += [("neuron_fraction_hist", i, float(v)) for i, v in enumerate(hist)]
+    for rule, freqs in key_frequencies(ckpt, settings, fractions, embed, wl).items():
+        rows += [(f"key_{rule}", k, 1.0) for k in freqs]
+    if ckpt.sign != 0:
+        alpha, explained = logit_fit(ckpt.logits, ckpt.sign)
+        rows += [("logit_alpha", k + 1, float(v)) for k, v in enumerate(alpha)]
+        rows += [("logit_explained", k + 1, float(v)) for k, v in enumerate(explained)]
+        rows.append(("logit_explained_key", 0, float(sum(explained[k - 1] for k in key_freqs))))
+    frame = pd.DataFrame(rows, columns=["measure", "frequency", "value"])
+    frame.insert(0, "step", ckpt.step)
+    return frame

@@ -1,0 +1,113 @@
+"""Progress measures: restricted and excluded loss (Nanda et al. 2023, Sec. 5.1).
+
+Let S be the key frequencies and, over the (a, b) grid (p^2 inputs, a-major), let
+u_k^cos = cos(w_k(a + b)) / |.|, u_k^sin = sin(w_k(a + b)) / |.| (a - b for subtraction): unit
+vectors, orthonormal to each other and to the constant. For a matrix X [p^2, n] (one column per
+logit or per neuron) write P_S X = sum_{k in S} u u^T X for the projection onto those directions
+and mean(X) for the per-column mean over inputs.
+
+Two variants, named after their sources:
+
+Logit level (Nanda et al. 2023): L = logits [p^2, p]
+    restricted_loss        = CE(P_S L + mean(L))   on every input of the task
+    restricted_loss_train  = the same on the train split
+    restricted_acc         = accuracy of P_S L + mean(L) on every input
+    excluded_loss          = CE(L - P_S L)         on the train split
+    excluded_loss_k        = CE(L - P_{k} L)       on train, for each key k alone
+Neuron level (TransformerLens grokking demo): A = MLP activations at "=" [p^2, d_mlp]
+    neuron_restricted_loss = CE(R) on the test split, R = (P_S A + mean(A)) W_out W_U, shifted
+                             so that mean(R) = mean(L) (the demo's bias correction)
+    neuron_excluded_loss   = CE(L + ((A - P_S A) - A) W_out W_U) on train: exactly the logits
+                             of the model with hook_post replaced by A - P_S A
+Also: train_loss, test_loss (of L itself) and test_restricted_ratio = test_loss / restricted_loss.
+All losses are float64 cross-entropy. With S empty, P_S = 0: restricted logits are the mean
+alone and excluded loss equals train loss.
+
+Reading: during circuit formation the excluded loss rises (the memorising solution comes to lean
+on the key frequencies) while the restricted loss falls (the Fourier circuit alone gets better),
+all before the test loss drops.
+
+Example:
+    >>> frame = probe(ckpt, key_freqs=(4, 17, 23), settings)
+    >>> frame[frame.measure == "restricted_loss"]
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from probes.fourier import sum_direction_basis
+
+
+def _ce(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    if labels.numel() == 0:
+        return float("nan")
+    return float(F.cross_entropy(logits.double(), labels))
+
+
+def _acc(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((logits.argmax(-1) == labels).double().mean()) if labels.numel() else float("nan")
+
+
+def key_directions(p: int, sign: int, key_freqs: tuple[int, ...]) -> torch.Tensor:
+    """[2|S|, p^2] orthonormal rows: cos and sin of w_k(a + sign b) for k in S."""
+    basis = sum_direction_basis(p, sign)
+    rows = [i for k in key_freqs for i in (2 * (k - 1), 2 * (k - 1) + 1)]
+    return basis[rows] if rows else basis[:0]
+
+
+def project(X: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
+    """P X = U^T (U X): X [p^2, n], U [m, p^2] orthonormal rows."""
+    return U.T @ (U @ X)
+
+
+def probe(ckpt, key_freqs: tuple[int, ...], settings=None):
+    """Rows ``step, measure, frequency, value``; frequency is k for excluded_loss_k, else 0."""
+
+    p = ckpt.p
+    L = ckpt.logits.double().reshape(p * p, p)
+    y = ckpt.labels.reshape(-1)
+    data, train, test = ckpt.data_mask.reshape(-1), ckpt.train_mask.reshape(-1), ckpt.test_mask.reshape(-1)
+    rows: list[tuple[str, int, float]] = [
+        ("train_loss", 0, _ce(L[train], y[train])),
+        ("test_loss", 0, _ce(L[test], y[test])),
+    ]
+    if ckpt.sign == 0:  # the a +/- b directions mean nothing for this operation
+        return _frame(ckpt.step, rows)
+    U = key_directions(p, ckpt.sign, tuple(key_freqs))
+
+    proj = project(L, U)
+    restricted = proj + L.mean(0, keepdim=True)
+    excluded = L - proj
+    rows += [
+        ("restricted_loss", 0, _ce(restricted[data], y[data])),
+        ("restricted_loss_train", 0, _ce(restricted[train], y[train])),
+        ("restricted_acc", 0, _acc(restricted[data], y[data])),
+        ("excluded_loss", 0, _ce(excluded[train], y[train])),
+    ]
+    for k in key_freqs:
+        Uk = key_directions(p, ckpt.sign, (k,))
+        rows.append(("excluded_loss_k", k, _ce((L - project(L, Uk))[train], y[train])))
+    rows.append(("test_restricted_ratio", 0, rows[1][2] / rows[2][2]))
+
+    A = ckpt.neuron_acts.reshape(p * p, -1)  # float32: only small products of it are taken
+    W = ckpt.W_out.double() @ ckpt.W_U.double()  # [d_mlp, p]
+    # (P_S A) W = U^T ((U A) W): never form the [p^2, d_mlp] projection
+    proj_AW = U.T @ ((U.to(A.dtype) @ A).double() @ W)
+    R = proj_AW + A.mean(0, keepdim=True, dtype=torch.float64) @ W
+    R = R + (L.mean(0, keepdim=True) - R.mean(0, keepdim=True))
+    ex_logits = L - proj_AW  # = logits with hook_post := A - P_S A
+    rows += [
+        ("neuron_restricted_loss", 0, _ce(R[test], y[test])),
+        ("neuron_excluded_loss", 0, _ce(ex_logits[train], y[train])),
+    ]
+    return _frame(ckpt.step, rows)
+
+
+def _frame(step: int, rows):
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=["measure", "frequency", "value"])
+    frame.insert(0, "step", step)
+    return frame

@@ -1,0 +1,105 @@
+"""A one-layer model built by hand whose logits are ~ sum_{w in S} cos(w(a + b - c)).
+
+Residual blocks (all through the real TransformerBridge): T (token), A, B (each 2|S| dims:
+cos w x, sin w x for w in S), POS (3 one-hot position dims), R (read-out).
+  * W_E[x] = (cos w x, sin w x)_w in T; "=" embeds to zero; position i embeds to POS_i.
+  * Head 0 attends from "=" to position 0 only, head 1 to position 1 only (query from POS_2,
+    keys from POS_0 / POS_1, scores of 40 against 0: leakage e^-40); they copy T into A and B.
+    So at "=" the stream holds e(a) in A and e(b) in B.
+  * Neuron (w, phi, psi), phases on a G x G grid, reads cos(w a - phi) + cos(w b - psi); ReLU.
+    Summed against e^{i(phi + psi)} such neurons give e^{iw(a+b)} exactly (up to aliasing of
+    higher phase harmonics), so a linear read-out can produce cos(w(a + b - c)).
+  * W_out W_U is the least-squares fit of the target logits from the neurons, factored by SVD
+    into R, which the embedding and attention never touch.
+Known answer: the key frequencies are exactly S, and the logits are nearly all target.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from workbench.config import RunConfig
+
+
+def constructed_config(p: int, freqs: tuple[int, ...], grid: int = 6) -> RunConfig:
+    e = 2 * len(freqs)
+    return RunConfig(p=p, d_model=3 * e + 3 + (e + 2), n_heads=2, d_head=e, d_mlp=grid * grid * len(freqs),
+                     epochs=1, ckpt_every=0, frac_train=0.3)
+
+
+def constructed_weights(cfg: RunConfig, freqs: tuple[int, ...], scale: float = 8.0) -> dict[str, torch.Tensor]:
+    p, d, e = cfg.p, cfg.d_model, 2 * len(freqs)
+    T, A, B, POS, R = 0, e, 2 * e, 3 * e, 3 * e + 3
+    f64 = dict(dtype=torch.float64)
+    x = torch.arange(p, **f64)
+    W: dict[str, torch.Tensor] = {}
+    E = torch.zeros(p + 1, d, **f64)
+    for i, w in enumerate(freqs):
+        E[:p, T + 2 * i] = torch.cos(2 * math.pi * w * x / p)
+        E[:p, T + 2 * i + 1] = torch.sin(2 * math.pi * w * x / p)
+    W["embed.weight"] = E
+    P = torch.zeros(3, d, **f64)
+    P[0, POS], P[1, POS + 1], P[2, POS + 2] = 1.0, 1.0, 1.0
+    W["pos_embed.weight"] = P
+
+    big = 40.0 * math.sqrt(e)  # the bridge divides scores by sqrt(d_head)
+    Wq, Wk, Wv = (torch.zeros(2 * e, d, **f64) for _ in range(3))
+    Wo = torch.zeros(d, 2 * e, **f64)
+    for h, (src, dst) in enumerate(((POS, A), (POS + 1, B))):
+        Wq[h * e, POS + 2] = big
+        Wk[h * e, src] = 1.0
+        Wv[h * e : (h + 1) * e, T : T + e] = torch.eye(e)
+        Wo[dst : dst + e, h * e : (h + 1) * e] = torch.eye(e)
+    W["blocks.0.attn.q.weight"], W["blocks.0.attn.k.weight"] = Wq, Wk
+    W["blocks.0.attn.v.weight"], W["blocks.0.attn.o.weight"] = Wv, Wo
+    for name in ("q", "k", "v"):
+        W[f"blocks.0.attn.{name}.bias"] = torch.zeros(2 * e, **f64)
+    W["blocks.0.attn.o.bias"] = torch.zeros(d, **f64)
+
+    G = round(math.sqrt(cfg.d_mlp // len(freqs)))
+    W_in = torch.zeros(cfg.d_mlp, d, **f64)
+    n = 0
+    for i in range(len(freqs)):
+        for j in range(G):
+            for k in range(G):
+                phi, psi = 2 * math.pi * j / G, 2 * math.pi * k / G
+                W_in[n, A + 2 * i], W_in[n, A + 2 * i + 1] = math.cos(phi), math.sin(phi)
+                W_in[n, B + 2 * i], W_in[n, B + 2 * i + 1] = math.cos(psi), math.sin(psi)
+                n += 1
+    W["blocks.0.mlp.in.weight"] = W_in
+    W["blocks.0.mlp.in.bias"] = torch.zeros(cfg.d_mlp, **f64)
+
+    a, b, c = x[:, None, None], x[None, :, None], x[None, None, :]
+    target = scale * sum(torch.cos(2 * math.pi * w * (a + b - c) / p) for w in freqs).reshape(p * p, p)
+    ea = E[:p, T : T + e][:, None, :].expand(p, p, e)
+    eb = E[:p, T : T + e][None, :, :].expand(p, p, e)
+    resid = torch.zeros(p, p, d, **f64)
+    resid[..., A : A + e], resid[..., B : B + e] = ea, eb
+    acts = torch.relu(resid.reshape(p * p, d) @ W_in.T)
+    design = torch.cat([acts, torch.ones(p * p, 1, **f64)], dim=1)
+    M = torch.linalg.lstsq(design, target, driver="gelsd").solution  # [d_mlp + 1, p]
+    U, S, Vh = torch.linalg.svd(M[:-1], full_matrices=False)
+    r = d - R
+    W_out = torch.zeros(d, cfg.d_mlp, **f64)  # nn.Linear layout: [d_model, d_mlp]
+    W_out[R:] = (U[:, :r] * S[:r]).T
+    W_U = torch.zeros(p, d, **f64)  # [p, d_model]
+    W_U[:, R:] = Vh[:r].T
+    b_out = torch.zeros(d, **f64)
+    b_out[R:] = Vh[:r] @ M[-1]
+    W["blocks.0.mlp.out.weight"], W["blocks.0.mlp.out.bias"] = W_out, b_out
+    W["unembed.weight"], W["unembed.bias"] = W_U, torch.zeros(p, **f64)
+    return {k: v.float() for k, v in W.items()}
+
+
+def write_constructed_run(name: str, p: int, freqs: tuple[int, ...]):
+    """A run directory (under $WORKBENCH_CHECKPOINTS) whose only checkpoint is the constructed model."""
+    from workbench import store
+    from workbench.train import _create_run
+
+    cfg = constructed_config(p, freqs)
+    path = store.checkpoints_root() / name
+    _create_run(path, cfg)
+    store.write_tensors(path / store.STEPS_DIR / store.step_filename(0), constructed_weights(cfg, freqs))
+    return store.open_run(name)
