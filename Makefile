@@ -14,7 +14,7 @@ DEVICE ?= auto
 SET ?=
 TRAIN_ARGS = $(if $(PRESET),--preset $(PRESET)) --device $(DEVICE) $(if $(EPOCHS),epochs=$(EPOCHS)) $(SET)
 
-.PHONY: help setup train probe test test-fast lint bench runs presets clean-venv
+.PHONY: help setup train probe report demo test test-fast lint bench runs presets clean-venv
 
 help:  ## list targets
 	@echo "make setup                          create .venv and install everything (idempotent)"
@@ -22,6 +22,8 @@ help:  ## list targets
 	@echo "                                    train a run into checkpoints/<name>/ (re-run to resume)"
 	@echo "make probe RUN=name [PROBES=fourier,progress,weights,attention] [STEPS=all|last|A:B] [SET='key_rule=wl']"
 	@echo "                                    measure every checkpoint; tables in checkpoints/<name>/probes/"
+	@echo "make report RUN=name                probe (cached) and write checkpoints/<name>/report/index.html + PNG/SVG/PDF"
+	@echo "make demo                           setup, train the fast preset as 'demo', probe, report"
 	@echo "make runs                           list runs;  make presets: show presets"
 	@echo "make test                           the test suite (what CI runs)"
 	@echo "make test-fast                      skip the slow end-to-end tests"
@@ -30,6 +32,8 @@ help:  ## list targets
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@command -v chromium >/dev/null || bash scripts/install-chromium || \
+	  echo "note: Chromium could not be installed; reports keep their HTML but skip PNG/SVG/PDF and the browser test is skipped"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
@@ -45,6 +49,16 @@ STEPS ?=
 probe: setup
 	@if [ -z "$(RUN)" ]; then echo "usage: make probe RUN=<name> [PROBES=fourier,progress,weights,attention] [STEPS=all|last|A:B] [SET='neuron_threshold=0.85 ...']"; exit 2; fi
 	$(PY) -m workbench probe $(RUN) $(if $(PROBES),--probes $(PROBES)) $(if $(STEPS),--steps $(STEPS)) $(SET)
+
+report: setup
+	@if [ -z "$(RUN)" ]; then echo "usage: make report RUN=<name>"; exit 2; fi
+	$(PY) -m workbench report $(RUN)
+
+DEMO_RUN ?= demo
+demo: setup  ## the whole story on the default preset: train, probe, report
+	$(PY) -m workbench train $(DEMO_RUN)
+	$(PY) -m workbench probe $(DEMO_RUN)
+	$(PY) -m workbench report $(DEMO_RUN)
 
 runs: setup
 	@$(PY) -m workbench runs

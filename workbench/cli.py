@@ -44,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     p.epilog = ("Probe settings follow as key=value: neuron_threshold=0.85 min_cluster_frac=0.02 "
                 "norm_rel_threshold=0.1 norm_min_share=1.5 key_rule=neurons|embed|wl.")
 
+    p = sub.add_parser("report", help="probe (cached), then write report/index.html and PNG/SVG/PDF figures")
+    p.add_argument("run", help="run name or path")
+    p.add_argument("--no-images", action="store_true", help="HTML only, no static images")
+
     p = sub.add_parser("runs", help="list runs")
 
     p = sub.add_parser("info", help="summarise one run: config, progress, final metrics")
@@ -91,6 +95,17 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     print(report.summary())
     print(f"tables: {report.run.path / 'probes'}")
     return 1 if report.skipped else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from workbench.report import build_report
+
+    result = build_report(args.run, formats=() if args.no_images else ("png", "svg", "pdf"), progress=True)
+    if result.image_error:
+        print(f"note: {result.image_error}", file=sys.stderr)
+    print(f"{len(result.figures)} figures, {len(result.images)} image files")
+    print(f"report: {result.index}")
+    return 0
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
@@ -145,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stray = [e for e in extra if e not in args.overrides or args.command not in ("train", "probe")]
         if stray:
             parser.error(f"unrecognized arguments: {' '.join(stray)}")
-        command = {"train": _cmd_train, "probe": _cmd_probe, "runs": _cmd_runs, "info": _cmd_info, "presets": _cmd_presets}[args.command]
+        command = {"train": _cmd_train, "probe": _cmd_probe, "report": _cmd_report, "runs": _cmd_runs, "info": _cmd_info, "presets": _cmd_presets}[args.command]
         return command(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,0 +1,280 @@
+"""Figures: pure functions of probe tables (or of one `probes.Checkpoint`) -> plotly Figure.
+
+Nothing here reads or writes files; `workbench.report` writes them. Every figure that has a
+step axis takes ``phases`` (the ``phases.json`` dict) and shades the detected phases.
+
+    loss_curves(metrics, phases)                         train/test loss (log) and accuracy
+    progress_measures(progress, weights, fourier, phases) excluded/restricted loss, ratio,
+                                                         sum of squared weights, Gini
+    embedding_norms_bar(fourier, step, key_freqs)        W_E Fourier norm per frequency
+    embedding_norms_heatmap(fourier)                     step x frequency
+    embedding_norms_animation(fourier)                   bar chart with a slider over steps
+    key_frequency_emergence(fourier, key_freqs)          norm of each key frequency over training
+    neuron_grids(ckpt, key_freqs)                        representative neurons of each cluster over (a, b)
+    neuron_fraction_histogram(fourier, step)             each neuron's best explained fraction
+    cluster_sizes(fourier, step)                         neurons per frequency cluster
+    wl_fourier(ckpt)                                     W_L in the Fourier basis (neurons x basis)
+    logit_spectrum(ckpt)                                 2-D Fourier spectrum of the logits over (a, b)
+    attention_grids(ckpt)                                attention from "=" to a, per head, over (a, b)
+    attention_over_training(attention, phases)           attention to a / b / "=" per head
+
+Example:
+    >>> fig = loss_curves(run.metrics, run.phases)
+    >>> fig.show()
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from probes.fourier import basis_names, fourier_2d, fourier_basis, neuron_clusters, neuron_frequency_fractions
+
+PHASE_COLOURS = {
+    "memorization": "rgba(99, 110, 250, 0.12)",
+    "circuit_formation": "rgba(0, 204, 150, 0.14)",
+    "cleanup": "rgba(255, 161, 90, 0.16)",
+    "grokked": "rgba(171, 99, 250, 0.10)",
+}
+PHASE_LABELS = {"memorization": "memorisation", "circuit_formation": "circuit formation", "cleanup": "cleanup",
+                "grokked": "grokked"}
+
+
+def _measure(table, measure: str, frequency: int | None = 0):
+    rows = table[table.measure == measure]
+    if frequency is not None and "frequency" in rows:
+        rows = rows[rows.frequency == frequency]
+    return rows.sort_values("step")
+
+
+def add_phase_bands(fig: go.Figure, phases: dict | None, last_step: int, rows: int = 1, cols: int = 1) -> go.Figure:
+    """Shade [start of phase, start of next phase) for every phase that happened.
+
+    The memorisation band starts at step 0 (the phase that ends at the memorisation step); the
+    grokked band runs to the last step."""
+    if not phases:
+        return fig
+    s = phases["steps"]
+    edges = [("memorization", 0, s.get("memorization"))]
+    order = ["circuit_formation", "cleanup", "grokked"]
+    starts = [(name, s.get(name)) for name in order if s.get(name) is not None]
+    for i, (name, start) in enumerate(starts):
+        end = starts[i + 1][1] if i + 1 < len(starts) else last_step
+        edges.append((name, start, end))
+    for name, start, end in edges:
+        if start is None or end is None or end <= start:
+            continue
+        grid = rows > 1 or cols > 1
+        for r in range(1, rows + 1):
+            for c in range(1, cols + 1):
+                label = {"annotation_text": PHASE_LABELS[name], "annotation_position": "top left",
+                         "annotation_font_size": 10} if r == 1 and c == 1 else {}
+                fig.add_vrect(x0=start, x1=end, fillcolor=PHASE_COLOURS[name], line_width=0, layer="below",
+                              row=r if grid else None, col=c if grid else None, **label)
+    return fig
+
+
+def _style(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
+    fig.update_layout(title=title, template="plotly_white", height=height, width=900,
+                      legend=dict(orientation="h", y=-0.15), margin=dict(l=60, r=20, t=60, b=60))
+    return fig
+
+
+def loss_curves(metrics, phases: dict | None = None) -> go.Figure:
+    """Train and test loss (log y) and accuracy against step, with phase bands."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("cross-entropy loss", "accuracy"))
+    m = metrics
+    for split, colour in (("train", "#636efa"), ("test", "#ef553b")):
+        fig.add_trace(go.Scatter(x=m.step, y=m[f"{split}_loss"], name=f"{split} loss", line_color=colour), 1, 1)
+        fig.add_trace(go.Scatter(x=m.step, y=m[f"{split}_acc"], name=f"{split} accuracy", line_color=colour,
+                                 line_dash="dot"), 1, 2)
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_xaxes(title="step")
+    _style(fig, "Training curves")
+    return add_phase_bands(fig, phases, int(metrics.step.max()), rows=1, cols=2)
+
+
+def progress_measures(progress, weights, fourier, phases: dict | None = None) -> go.Figure:
+    """Excluded and restricted loss with the test loss, test/restricted ratio, total sum of squared
+    weights, and the Gini coefficients of the W_E and W_L Fourier norms, on one step axis."""
+    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.04,
+                        subplot_titles=("losses (log)", "test loss / restricted loss (log)",
+                                        "total sum of squared weights", "Gini of Fourier norms"))
+    for measure, name, colour in (("excluded_loss", "excluded loss", "#ef553b"),
+                                  ("restricted_loss", "restricted loss", "#00cc96"),
+                                  ("test_loss", "test loss", "#636efa"), ("train_loss", "train loss", "#ab63fa")):
+        rows = _measure(progress, measure)
+        fig.add_trace(go.Scatter(x=rows.step, y=rows.value, name=name, line_color=colour), 1, 1)
+    ratio = _measure(progress, "test_restricted_ratio")
+    fig.add_trace(go.Scatter(x=ratio.step, y=ratio.value, name="test / restricted", line_color="#ffa15a"), 2, 1)
+    total = weights[weights.param == "total"].sort_values("step")
+    fig.add_trace(go.Scatter(x=total.step, y=total.value, name="sum of squared weights", line_color="#19d3f3"), 3, 1)
+    for measure, name, colour in (("embed_gini", "Gini W_E", "#ff6692"), ("wl_gini", "Gini W_L", "#b6e880")):
+        rows = _measure(fourier, measure)
+        fig.add_trace(go.Scatter(x=rows.step, y=rows.value, name=name, line_color=colour), 4, 1)
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_yaxes(type="log", row=2, col=1)
+    fig.update_xaxes(title="step", row=4, col=1)
+    _style(fig, "Progress measures", height=900)
+    last = int(progress.step.max()) if len(progress) else 0
+    return add_phase_bands(fig, phases, last, rows=4)
+
+
+def _norm_matrix(fourier):
+    rows = fourier[(fourier.measure == "embed_norm") & (fourier.frequency > 0)]
+    return rows.pivot_table(index="step", columns="frequency", values="value")
+
+
+def embedding_norms_bar(fourier, step: int, key_freqs=()) -> go.Figure:
+    """Fourier norm of W_E per frequency at ``step``; key frequencies in a second colour."""
+    rows = fourier[(fourier.measure == "embed_norm") & (fourier.step == step) & (fourier.frequency > 0)]
+    colours = ["#ef553b" if f in set(key_freqs) else "#636efa" for f in rows.frequency]
+    fig = go.Figure(go.Bar(x=rows.frequency, y=rows.value, marker_color=colours, name="norm"))
+    fig.update_xaxes(title="frequency k")
+    fig.update_yaxes(title="||W_E in cos k, sin k||")
+    return _style(fig, f"Embedding Fourier norms at step {step} (red: key frequencies)")
+
+
+def embedding_norms_heatmap(fourier) -> go.Figure:
+    """Step x frequency heatmap of the embedding's Fourier norms."""
+    mat = _norm_matrix(fourier)
+    fig = go.Figure(go.Heatmap(z=mat.values.T, x=mat.index, y=mat.columns, colorscale="Viridis",
+                               colorbar_title="norm"))
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title="frequency k")
+    return _style(fig, "Embedding Fourier norms over training", height=500)
+
+
+def embedding_norms_animation(fourier, max_frames: int = 60) -> go.Figure:
+    """Bar chart of the embedding's Fourier norms with a slider (and play button) over steps."""
+    mat = _norm_matrix(fourier)
+    steps = list(mat.index)
+    if len(steps) > max_frames:
+        idx = torch.linspace(0, len(steps) - 1, max_frames).round().long().unique().tolist()
+        steps = [steps[i] for i in idx]
+    frames = [go.Frame(data=[go.Bar(x=list(mat.columns), y=mat.loc[s].values)], name=str(s)) for s in steps]
+    fig = go.Figure(data=[go.Bar(x=list(mat.columns), y=mat.loc[steps[0]].values, marker_color="#636efa")], frames=frames)
+    fig.update_layout(
+        sliders=[{"steps": [{"args": [[str(s)], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}],
+                             "label": str(s), "method": "animate"} for s in steps],
+                  "currentvalue": {"prefix": "step "}}],
+        updatemenus=[{"type": "buttons", "buttons": [{"label": "play", "method": "animate",
+                                                      "args": [None, {"frame": {"duration": 120}}]}],
+                      "x": 0, "y": 1.15}],
+    )
+    fig.update_yaxes(range=[0, float(mat.values.max()) * 1.05], title="norm")
+    fig.update_xaxes(title="frequency k")
+    return _style(fig, "Embedding Fourier norms (slider: step)", height=480)
+
+
+def key_frequency_emergence(fourier, key_freqs, phases: dict | None = None) -> go.Figure:
+    """Embedding norm of each key frequency over training, with the mean of the others."""
+    mat = _norm_matrix(fourier)
+    fig = go.Figure()
+    for k in key_freqs:
+        if k in mat.columns:
+            fig.add_trace(go.Scatter(x=mat.index, y=mat[k], name=f"k = {k}"))
+    others = [c for c in mat.columns if c not in set(key_freqs)]
+    if others:
+        fig.add_trace(go.Scatter(x=mat.index, y=mat[others].mean(axis=1), name="mean of the others",
+                                 line=dict(color="grey", dash="dash")))
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title="embedding Fourier norm")
+    _style(fig, "Key-frequency emergence")
+    return add_phase_bands(fig, phases, int(mat.index.max()) if len(mat) else 0)
+
+
+def neuron_grids(ckpt, key_freqs, threshold: float = 0.85, per_cluster: int = 2) -> go.Figure:
+    """MLP activations at "=" over the (a, b) grid for the most-explained neurons of each cluster."""
+    fractions = neuron_frequency_fractions(ckpt.neuron_acts)
+    clusters = neuron_clusters(fractions, threshold)
+    chosen = []
+    for k in list(key_freqs) or sorted(set(clusters.tolist()) - {0}):
+        members = torch.nonzero(clusters == k).flatten()
+        if len(members):
+            best = fractions[k - 1, members].argsort(descending=True)[:per_cluster]
+            chosen += [(k, int(members[i])) for i in best]
+    if not chosen:  # no clusters: show the highest-variance neurons
+        top = ckpt.neuron_acts.reshape(-1, ckpt.neuron_acts.shape[-1]).var(0).argsort(descending=True)[:4]
+        chosen = [(0, int(n)) for n in top]
+    cols = min(4, len(chosen))
+    nrows = (len(chosen) + cols - 1) // cols
+    fig = make_subplots(rows=nrows, cols=cols, subplot_titles=[
+        f"neuron {n}" + (f" (k = {k})" if k else "") for k, n in chosen])
+    for i, (_, n) in enumerate(chosen):
+        fig.add_trace(go.Heatmap(z=ckpt.neuron_acts[..., n].numpy(), coloraxis="coloraxis"), i // cols + 1, i % cols + 1)
+    fig.update_layout(coloraxis={"colorscale": "RdBu", "colorbar_title": "act"})
+    fig.update_xaxes(title="b")
+    fig.update_yaxes(title="a", autorange="reversed")
+    return _style(fig, f"MLP neurons over (a, b) at step {ckpt.step}", height=260 * nrows + 80)
+
+
+def neuron_fraction_histogram(fourier, step: int) -> go.Figure:
+    """Histogram of each neuron's largest single-frequency fraction of variance (0.85 cut-off)."""
+    rows = fourier[(fourier.measure == "neuron_fraction_hist") & (fourier.step == step)].sort_values("frequency")
+    centres = (rows.frequency + 0.5) * 0.05
+    fig = go.Figure(go.Bar(x=centres, y=rows.value, width=0.05, marker_color="#636efa"))
+    fig.add_vline(x=0.85, line_dash="dash", annotation_text="0.85")
+    fig.update_xaxes(title="fraction of variance explained by the best frequency", range=[0, 1])
+    fig.update_yaxes(title="neurons")
+    return _style(fig, f"How Fourier-pure are the neurons? (step {step})")
+
+
+def cluster_sizes(fourier, step: int) -> go.Figure:
+    """Neurons per frequency cluster; k = 0 is the unexplained cluster."""
+    rows = fourier[(fourier.measure == "cluster_size") & (fourier.step == step) & (fourier.value > 0)]
+    labels = ["unexplained" if k == 0 else f"k = {k}" for k in rows.frequency]
+    fig = go.Figure(go.Bar(x=labels, y=rows.value, marker_color="#00cc96"))
+    fig.update_yaxes(title="neurons")
+    return _style(fig, f"Neuron clusters at step {step}")
+
+
+def wl_fourier(ckpt) -> go.Figure:
+    """|W_L F^T|: each neuron's direct logit effect in the Fourier basis; neurons sorted by cluster."""
+    wl = ckpt.W_out.double() @ ckpt.W_U.double()  # [d_mlp, p]
+    coeff = wl @ fourier_basis(ckpt.p).T
+    order = neuron_clusters(neuron_frequency_fractions(ckpt.neuron_acts)).argsort(stable=True)
+    fig = go.Figure(go.Heatmap(z=coeff[order].abs().numpy(), x=basis_names(ckpt.p), colorscale="Blues",
+                               colorbar_title="|coef|"))
+    fig.update_xaxes(title="Fourier component of the logit axis")
+    fig.update_yaxes(title="neuron (sorted by cluster)")
+    return _style(fig, f"W_L = W_out W_U in the Fourier basis (step {ckpt.step})", height=520)
+
+
+def logit_spectrum(ckpt) -> go.Figure:
+    """Norm over c of the 2-D Fourier transform of the logits over (a, b)."""
+    spec = fourier_2d(ckpt.logits.double()).pow(2).sum(-1).sqrt()
+    names = basis_names(ckpt.p)
+    fig = go.Figure(go.Heatmap(z=spec.numpy(), x=names, y=names, colorscale="Blues", colorbar_title="norm"))
+    fig.update_xaxes(title="Fourier component over b")
+    fig.update_yaxes(title="Fourier component over a", autorange="reversed")
+    return _style(fig, f"2-D Fourier spectrum of the logits (step {ckpt.step})", height=620)
+
+
+def attention_grids(ckpt) -> go.Figure:
+    """Attention from "=" to a for each head, over the (a, b) grid."""
+    H = ckpt.attention.shape[2]
+    fig = make_subplots(rows=1, cols=H, subplot_titles=[f"head {h}" for h in range(H)])
+    for h in range(H):
+        fig.add_trace(go.Heatmap(z=ckpt.attention[:, :, h, 0].numpy(), coloraxis="coloraxis"), 1, h + 1)
+    fig.update_layout(coloraxis={"colorscale": "Viridis", "cmin": 0, "cmax": 1, "colorbar_title": "attn"})
+    fig.update_xaxes(title="b")
+    fig.update_yaxes(title="a", autorange="reversed")
+    return _style(fig, f'Attention from "=" to a over (a, b) (step {ckpt.step})', height=340)
+
+
+def attention_over_training(attention, phases: dict | None = None) -> go.Figure:
+    """Mean attention from "=" to a, b and "=" per head against step."""
+    heads = sorted(attention["head"].unique())
+    fig = make_subplots(rows=1, cols=len(heads), shared_yaxes=True, subplot_titles=[f"head {h}" for h in heads])
+    colours = {"to_a": "#636efa", "to_b": "#ef553b", "to_eq": "#00cc96"}
+    for i, h in enumerate(heads):
+        for measure, colour in colours.items():
+            rows = attention[(attention["head"] == h) & (attention.measure == measure)].sort_values("step")
+            fig.add_trace(go.Scatter(x=rows.step, y=rows.value, name=measure.replace("to_eq", "to =").replace("_", " "),
+                                     line_color=colour, showlegend=i == 0), 1, i + 1)
+    fig.update_yaxes(range=[0, 1])
+    fig.update_xaxes(title="step")
+    _style(fig, 'Attention from "=" over training', height=360)
+    return add_phase_bands(fig, phases, int(attention.step.max()) if len(attention) else 0, cols=len(heads))

@@ -1,0 +1,54 @@
+"""The one place that renders circuitsvis HTML.
+
+circuitsvis's ``str(html)`` loads its JavaScript from a CDN, which does not render offline.
+Its ``local_src`` is self-contained but repeats a 1.3 MB bundle in every element, so a report
+with a dozen attention views would weigh 15 MB. Here the bundle is taken once from
+``local_src`` and each element is a small ``CircuitsVis.render`` call into a div with a
+deterministic id: the page works with no network and is the same bytes for the same data.
+
+Example:
+    >>> html = attention_patterns(["a=3", "b=5", "="], pattern)   # notebook object [heads, 3, 3]
+    >>> page_part = bundle_script() + attention_patterns_element("cv-0", tokens, pattern)
+"""
+
+from __future__ import annotations
+
+import functools
+import html as html_lib
+import json
+
+import torch
+
+_MODULE_OPEN = '<script crossorigin type="module">'
+_RENDER_CALL = "CircuitsVis.render("
+
+
+def attention_patterns(tokens: list[str], pattern: torch.Tensor):
+    """circuitsvis's own object for notebooks: pattern [heads, n, n] -> RenderedHTML."""
+    from circuitsvis.attention import attention_patterns as cv_attention_patterns
+
+    return cv_attention_patterns(tokens=tokens, attention=pattern)
+
+
+@functools.lru_cache(maxsize=1)
+def _bundle_js() -> str:
+    src = attention_patterns(["x"], torch.ones(1, 1, 1)).local_src
+    start = src.find(_MODULE_OPEN)
+    end = src.rfind(_RENDER_CALL)
+    if start < 0 or end < 0:
+        raise RuntimeError("circuitsvis local_src has an unexpected layout; update workbench/visuals.py")
+    return src[start + len(_MODULE_OPEN) : end]
+
+
+def bundle_script() -> str:
+    """A classic script defining the global ``CircuitsVis`` (include once per page, before elements)."""
+    return f"<script>{_bundle_js()}</script>\n"
+
+
+def attention_patterns_element(element_id: str, tokens: list[str], pattern: torch.Tensor) -> str:
+    """A div plus the call that mounts circuitsvis's AttentionPatterns into it (pattern [heads, n, n])."""
+    props = json.dumps({"tokens": tokens, "attention": [[[round(float(v), 5) for v in row] for row in head]
+                                                        for head in pattern.tolist()]})
+    safe_id = html_lib.escape(element_id)
+    return (f'<div id="{safe_id}" class="circuitsvis"></div>\n'
+            f'<script>CircuitsVis.render("{safe_id}", CircuitsVis.AttentionPatterns, {props});</script>\n')
