@@ -95,37 +95,28 @@ def build_figures(run: store.Run, report=None) -> dict[str, tuple[go.Figure, str
 
 
 def _circuitsvis_section(run: store.Run, phases: dict, n_inputs: int = 3) -> str:
-    grid_steps = story_steps(run, phases)
-    split = run.split
-    p = run.config.p
-    ds = run.dataset
-    inputs = [int(i) for i in split.test[:n_inputs]]
-    parts = [visuals.bundle_script()]
-    for label, step in grid_steps.items():
-        ckpt = load_checkpoint(run, step)
-        parts.append(f"<h3>{html.escape(label)}: step {step}</h3><div class='cv-row'>")
-        for j, idx in enumerate(inputs):
-            a, b = (int(x) for x in ds.tokens[idx, :2])
-            tokens = [f"a={a}", f"b={b}", "="]
-            # full 3x3 pattern per head for this input (rows before "=" come from the causal mask)
-            pattern = _full_pattern(run, step, a, b)
-            parts.append(f"<div class='cv-cell'><p>{a} + {b} (mod {p})</p>")
-            parts.append(visuals.attention_patterns_element(f"cv-{step}-{j}", tokens, pattern))
-            parts.append("</div>")
-        parts.append("</div>")
-        del ckpt
-    return "\n".join(parts)
-
-
-def _full_pattern(run: store.Run, step: int, a: int, b: int):
-    """[heads, 3, 3] attention pattern of one input, from the bridge's hook."""
+    """circuitsvis attention patterns for a few test inputs (spread over the test set) at the
+    story steps, read from the bridge's ``attn.hook_pattern``."""
     import torch
 
-    model = run.model(step)
-    tokens = torch.tensor([[a, b, run.config.p]])
-    _, cache = model.run_with_cache(tokens, names_filter=lambda n: n.endswith("attn.hook_pattern"))
-    last = run.config.n_layers - 1
-    return cache[f"blocks.{last}.attn.hook_pattern"][0].detach()
+    cfg = run.config
+    test = run.split.test
+    picks = test[torch.linspace(0, len(test) - 1, n_inputs).round().long()]
+    tokens = run.dataset.tokens[picks]
+    symbol = {"add": "+", "sub": "-", "mul": "*", "div": "/"}.get(cfg.operation)
+    hook = f"blocks.{cfg.n_layers - 1}.attn.hook_pattern"
+    parts = [visuals.bundle_script()]
+    for label, step in story_steps(run, phases).items():
+        with torch.no_grad():
+            _, cache = run.model(step).run_with_cache(tokens, names_filter=lambda n: n == hook)
+        parts.append(f"<h3>{html.escape(label)}: step {step}</h3><div class='cv-row'>")
+        for j, (a, b, _) in enumerate(tokens.tolist()):
+            text = f"{a} {symbol} {b}" if symbol else f"{cfg.operation}({a}, {b})"
+            parts.append(f"<div class='cv-cell'><p>{html.escape(text)} (mod {cfg.p})</p>")
+            parts.append(visuals.attention_patterns_element(f"cv-{step}-{j}", [f"a={a}", f"b={b}", "="], cache[hook][j]))
+            parts.append("</div>")
+        parts.append("</div>")
+    return "\n".join(parts)
 
 
 def _summary_html(run: store.Run, report) -> str:
@@ -210,7 +201,7 @@ def build_report(run: str | store.Run, formats=FORMATS, progress: bool = False) 
                                 config={"displaylogo": False}))
         body.append(f"<p class='caption'>{html.escape(caption)}"
                     + (f" <span class='muted'>[{name}.png / .svg / .pdf]</span>" if not error else "") + "</p>")
-    body.append("<h2>Attention patterns (circuitsvis)</h2><p class='caption'>Per head, from each token to the "
+    body.append("<h2 id='circuitsvis'>Attention patterns (circuitsvis)</h2><p class='caption'>Per head, from each token to the "
                 "earlier ones, for a few test inputs before, during and after grokking.</p>")
     body.append(_circuitsvis_section(run, report.phases))
     page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(run.name)} — grokking report"
