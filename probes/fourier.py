@@ -114,15 +114,14 @@ def neuron_frequency_fractions(acts: torch.Tensor) -> torch.Tensor:
     # the transform runs in the input's precision (float32 activations: twice as fast, and the
     # fractions are compared with thresholds like 0.85)
     dtype = acts.dtype if acts.dtype in (torch.float32, torch.float64) else torch.float64
-    x = acts.to(dtype)
-    centred = x - x.mean(dim=(0, 1), keepdim=True)
     F = fourier_basis(p, dtype)
-    A = (F @ centred.reshape(p, p * n)).reshape(p, p, n)  # transform over a
+    A = (F @ acts.to(dtype).reshape(p, p * n)).reshape(p, p, n)  # transform over a
     A = torch.matmul(F, A)  # over b: [p, p, n] batched over a
     G = group_by_frequency(group_by_frequency(A.pow(2)).transpose(0, 1)).transpose(0, 1).double()  # [K+1, K+1, n]
+    G[0, 0] = 0.0  # the (const, const) term is the mean: dropping it is centring the grid
     total = G.sum(dim=(0, 1))
     k = torch.arange(1, G.shape[0])
-    out = G[k, k] + G[0, k] + G[k, 0]  # [K, n]; G[0, 0] is 0 after centring
+    out = G[k, k] + G[0, k] + G[k, 0]  # [K, n]
     return torch.where(total > 0, out / total.clamp_min(1e-300), torch.zeros_like(out))
 
 
@@ -174,6 +173,16 @@ def sum_direction_basis(p: int, sign: int = 1) -> torch.Tensor:
     return torch.stack(rows)
 
 
+@functools.lru_cache(maxsize=8)
+def _cos_sin_tables(p: int, sign: int) -> tuple[torch.Tensor, ...]:
+    """cos/sin(w_k c) [p, K] and cos/sin(w_k (a + sign b)) [p^2, K] (cached; do not modify)."""
+    K = n_frequencies(p)
+    w = 2 * math.pi * torch.arange(1, K + 1, dtype=torch.float64) / p
+    c = torch.arange(p, dtype=torch.float64)[:, None]
+    s = (c + sign * c.T).flatten()[:, None]
+    return torch.cos(w * c), torch.sin(w * c), torch.cos(w * s), torch.sin(w * s)
+
+
 def logit_fit(logits: torch.Tensor, sign: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """logits: [p, p, p] over (a, b, c) -> (alpha [K], explained [K]).
 
@@ -187,12 +196,8 @@ def logit_fit(logits: torch.Tensor, sign: int = 1) -> tuple[torch.Tensor, torch.
     K = n_frequencies(p)
     L = logits.double().reshape(p * p, p)
     L = L - L.mean(dim=1, keepdim=True)
-    w = 2 * math.pi * torch.arange(1, K + 1, dtype=torch.float64) / p
-    c = torch.arange(p, dtype=torch.float64)
-    Lc, Ls = L @ torch.cos(w[None, :] * c[:, None]), L @ torch.sin(w[None, :] * c[:, None])  # [p^2, K]
-    a = torch.arange(p, dtype=torch.float64)[:, None]
-    s = (a + sign * a.T).flatten()[:, None]  # [p^2, 1]
-    inner = (Lc * torch.cos(w * s) + Ls * torch.sin(w * s)).sum(0)  # [K]
+    cos_c, sin_c, cos_s, sin_s = _cos_sin_tables(p, sign)
+    inner = ((L @ cos_c) * cos_s + (L @ sin_c) * sin_s).sum(0)  # [K]
     norm_sq = p**3 / 2.0  # |cos(w(s - c))|^2 over the cube, w != 0, p odd
     alpha = inner / norm_sq
     total = L.pow(2).sum()

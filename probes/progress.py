@@ -57,7 +57,7 @@ def key_directions(p: int, sign: int, key_freqs: tuple[int, ...]) -> torch.Tenso
     return basis[rows] if rows else basis[:0]
 
 
-def project(X: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
+def project(X: torch.Tensor, U: torch.Tensor) -> torch.Tensor:  # used by tests and notebooks
     """P X = U^T (U X): X [p^2, n], U [m, p^2] orthonormal rows."""
     return U.T @ (U @ X)
 
@@ -68,39 +68,41 @@ def probe(ckpt, key_freqs: tuple[int, ...], settings=None):
     p = ckpt.p
     L = ckpt.logits.double().reshape(p * p, p)
     y = ckpt.labels.reshape(-1)
-    data, train, test = ckpt.data_mask.reshape(-1), ckpt.train_mask.reshape(-1), ckpt.test_mask.reshape(-1)
+    data, train, test = (m.reshape(-1).nonzero().squeeze(1) for m in (ckpt.data_mask, ckpt.train_mask, ckpt.test_mask))
+    L_train, L_test = L[train], L[test]
+    y_data, y_train, y_test = y[data], y[train], y[test]
     rows: list[tuple[str, int, float]] = [
-        ("train_loss", 0, _ce(L[train], y[train])),
-        ("test_loss", 0, _ce(L[test], y[test])),
+        ("train_loss", 0, _ce(L_train, y_train)),
+        ("test_loss", 0, _ce(L_test, y_test)),
     ]
     if ckpt.sign == 0:  # the a +/- b directions mean nothing for this operation
         return _frame(ckpt.step, rows)
     U = key_directions(p, ckpt.sign, tuple(key_freqs))
-
-    proj = project(L, U)
-    restricted = proj + L.mean(0, keepdim=True)
-    excluded = L - proj
+    # Every projected matrix is U^T (U X); only the rows a loss needs are ever formed.
+    UL = U @ L
+    restricted_data = U[:, data].T @ UL + L.mean(0, keepdim=True)
+    restricted_train = U[:, train].T @ UL + L.mean(0, keepdim=True)
     rows += [
-        ("restricted_loss", 0, _ce(restricted[data], y[data])),
-        ("restricted_loss_train", 0, _ce(restricted[train], y[train])),
-        ("restricted_acc", 0, _acc(restricted[data], y[data])),
-        ("excluded_loss", 0, _ce(excluded[train], y[train])),
+        ("restricted_loss", 0, _ce(restricted_data, y_data)),
+        ("restricted_loss_train", 0, _ce(restricted_train, y_train)),
+        ("restricted_acc", 0, _acc(restricted_data, y_data)),
+        ("excluded_loss", 0, _ce(L_train - U[:, train].T @ UL, y_train)),
     ]
     for k in key_freqs:
         Uk = key_directions(p, ckpt.sign, (k,))
-        rows.append(("excluded_loss_k", k, _ce((L - project(L, Uk))[train], y[train])))
+        rows.append(("excluded_loss_k", k, _ce(L_train - Uk[:, train].T @ (Uk @ L), y_train)))
     rows.append(("test_restricted_ratio", 0, rows[1][2] / rows[2][2]))
 
     A = ckpt.neuron_acts.reshape(p * p, -1)  # float32: only small products of it are taken
     W = ckpt.W_out.double() @ ckpt.W_U.double()  # [d_mlp, p]
-    # (P_S A) W = U^T ((U A) W): never form the [p^2, d_mlp] projection
-    proj_AW = U.T @ ((U.to(A.dtype) @ A).double() @ W)
-    R = proj_AW + A.mean(0, keepdim=True, dtype=torch.float64) @ W
-    R = R + (L.mean(0, keepdim=True) - R.mean(0, keepdim=True))
-    ex_logits = L - proj_AW  # = logits with hook_post := A - P_S A
+    UAW = (U.to(A.dtype) @ A).double() @ W  # (P_S A) W = U^T (U A W)
+    mean_AW = A.mean(0, keepdim=True).double() @ W
+    # R = P_S(A) W + mean(A) W, shifted so that mean(R) = mean(L)
+    shift = L.mean(0, keepdim=True) - (U.mean(1, keepdim=True).T @ UAW + mean_AW)
+    R_test = U[:, test].T @ UAW + mean_AW + shift
     rows += [
-        ("neuron_restricted_loss", 0, _ce(R[test], y[test])),
-        ("neuron_excluded_loss", 0, _ce(ex_logits[train], y[train])),
+        ("neuron_restricted_loss", 0, _ce(R_test, y_test)),
+        ("neuron_excluded_loss", 0, _ce(L_train - U[:, train].T @ UAW, y_train)),  # hook_post := A - P_S A
     ]
     return _frame(ckpt.step, rows)
 
