@@ -24,8 +24,8 @@ Measurements (all pure functions of tensors):
     logit_fit(logits [p, p, p])
                               alpha_w = <L, cos(w(a + b - c))> / |cos(w(a + b - c))|^2 and the
                               fraction of the centred logits' variance explained by given w's,
-                              computed with O(p^3) work and O(p^2 K) memory, never the
-                              p^2 x p x K cube.
+                              computed from the sums over a + b = s (O(p^3) adds, O(p^2)
+                              memory), never the p^2 x p x K cube.
 
 Example:
     >>> F = fourier_basis(113)                  # [113, 113], orthonormal rows
@@ -101,28 +101,91 @@ def frequency_norms(M: torch.Tensor) -> torch.Tensor:
     return group_by_frequency(coeff.pow(2)).sum(dim=tuple(range(1, coeff.dim()))).sqrt()
 
 
+def diagonal_sums(grid: torch.Tensor, sign: int = 1) -> torch.Tensor:
+    """grid: [p, p, ...] over (a, b) -> [p, ...]: S[s] = sum over a + sign*b = s (mod p) of grid[a, b].
+
+    The 1-D Fourier transform of S is the 2-D transform of the grid along the direction a + sign*b
+    (e.g. <grid, cos(w(a + b))> = <S, cos(w s)>), which is how the functions of a + b that the
+    Fourier algorithm builds are measured without a full 2-D transform. O(p^2) adds, no copies.
+    """
+    p = grid.shape[0]
+    x = grid.reshape(p, p, -1)
+    acc = torch.zeros(p, x.shape[-1], dtype=x.dtype)
+    for a in range(p):
+        if sign == 1:  # s = a + b: b < p - a gives s = a .. p-1, the rest wraps to 0 .. a-1
+            acc[a:] += x[a, : p - a]
+            acc[:a] += x[a, p - a :]
+        else:  # t = b - a = -s: b >= a gives t = 0 .. p-a-1, the rest wraps to p-a .. p-1
+            acc[: p - a] += x[a, a:]
+            acc[p - a :] += x[a, :a]
+    if sign != 1:
+        acc = acc[(-torch.arange(p)) % p]
+    return acc.reshape(p, *grid.shape[2:])
+
+
+# A neuron whose variance is below this fraction of its mean square is constant up to rounding:
+# its "fractions" would be ratios of rounding noise, so it gets 0 for every frequency.
+CONSTANT_REL_VARIANCE = 1e-10
+
+
+def _centred_sum_sq(x: torch.Tensor, chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """x: [N, n] -> float64 ([n] sum over rows of (x - mean)^2, [n] sum of x^2), in chunks (no
+    [N, n] temporary)."""
+    mean = x.sum(0) / x.shape[0]
+    total = torch.zeros(x.shape[1], dtype=torch.float64)
+    for i in range(0, x.shape[0], chunk):  # each chunk summed in x's precision, chunks in float64
+        total += (x[i : i + chunk] - mean).square_().sum(0).double()
+    return total, total + x.shape[0] * mean.double().square()
+
+
 def neuron_frequency_fractions(acts: torch.Tensor) -> torch.Tensor:
     """acts: [p, p, n] (one value per (a, b) input and neuron) -> [K, n]; row k-1 = frequency k.
 
-    Each neuron's grid is centred (mean over (a, b) removed), transformed to the 2-D Fourier
-    basis A = F acts F^T, and the squared coefficients A[x, y] with x, y in {const, cos k,
-    sin k} are summed and divided by the total: the fraction of the neuron's variance that a
-    function of frequency k alone explains (Nanda et al. 2023, Sec. 5; their 0.85 cut-off
-    defines the neuron clusters). A neuron with zero variance gets 0 everywhere.
+    Each neuron's grid is centred (mean over (a, b) removed) and split over the 2-D Fourier basis
+    {const, cos k, sin k}_a x {const, cos k', sin k'}_b; the fraction for frequency k is the
+    power in the terms built only from frequency k and the constant,
+
+        f_k = (G[k, 0] + G[0, k] + G[k, k]) / sum_{(x, y) != (0, 0)} G[x, y],
+
+    G[x, y] the summed squared coefficients of block (x, y) (Nanda et al. 2023, Sec. 5; their
+    0.85 cut-off defines the neuron clusters). A neuron that is constant over the grid (variance
+    below `CONSTANT_REL_VARIANCE` of its mean square, e.g. a dead ReLU) gets 0 everywhere.
+
+    For odd p this needs no 2-D transform: the (k, k) block is spanned by cos/sin(w(a + b)) and
+    cos/sin(w(a - b)), so G[k, k] = (|F S_+|_k^2 + |F S_-|_k^2) / p with S_+/- the
+    `diagonal_sums` of the grid; G[k, 0] and G[0, k] come from the row and column sums the same
+    way (|F r|_k^2 / p), and the denominator is the variance times p^2 (Parseval). Even p uses
+    the full 2-D transform (the Nyquist row counts in neither numerator nor denominator).
     """
     p, n = acts.shape[0], acts.shape[-1]
-    # the transform runs in the input's precision (float32 activations: twice as fast, and the
-    # fractions are compared with thresholds like 0.85)
+    if p % 2 == 0:
+        return _fractions_2d(acts)
+    x = acts.reshape(p, p, n)
+    dtype = torch.float64
+    F = fourier_basis(p, dtype)
+    sums = torch.stack([x.sum(1), x.sum(0), diagonal_sums(x, 1), diagonal_sums(x, -1)]).to(dtype)  # [4, p, n]
+    power = group_by_frequency((F @ sums).pow(2).transpose(0, 1))[1:] / p  # [K, 4, n]
+    out = power.sum(1)  # G[k, 0] + G[0, k] + G[k, k]
+    total, square = _centred_sum_sq(x.reshape(p * p, n))  # total = sum of all G but G[0, 0] (Parseval)
+    varies = total > CONSTANT_REL_VARIANCE * square
+    return torch.where(varies, out / total.clamp_min(1e-300), torch.zeros_like(out))
+
+
+def _fractions_2d(acts: torch.Tensor) -> torch.Tensor:
+    """`neuron_frequency_fractions` by the full 2-D transform A = F acts F^T (any p)."""
+    p, n = acts.shape[0], acts.shape[-1]
     dtype = acts.dtype if acts.dtype in (torch.float32, torch.float64) else torch.float64
     F = fourier_basis(p, dtype)
     A = (F @ acts.to(dtype).reshape(p, p * n)).reshape(p, p, n)  # transform over a
     A = torch.matmul(F, A)  # over b: [p, p, n] batched over a
     G = group_by_frequency(group_by_frequency(A.pow(2)).transpose(0, 1)).transpose(0, 1).double()  # [K+1, K+1, n]
+    mean_sq = G[0, 0].clone()
     G[0, 0] = 0.0  # the (const, const) term is the mean: dropping it is centring the grid
     total = G.sum(dim=(0, 1))
     k = torch.arange(1, G.shape[0])
     out = G[k, k] + G[0, k] + G[k, 0]  # [K, n]
-    return torch.where(total > 0, out / total.clamp_min(1e-300), torch.zeros_like(out))
+    varies = total > CONSTANT_REL_VARIANCE * (total + mean_sq)
+    return torch.where(varies, out / total.clamp_min(1e-300), torch.zeros_like(out))
 
 
 def neuron_clusters(fractions: torch.Tensor, threshold: float = 0.85) -> torch.Tensor:
@@ -174,30 +237,31 @@ def sum_direction_basis(p: int, sign: int = 1) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=8)
-def _cos_sin_tables(p: int, sign: int) -> tuple[torch.Tensor, ...]:
-    """cos/sin(w_k c) [p, K] and cos/sin(w_k (a + sign b)) [p^2, K] (cached; do not modify)."""
-    K = n_frequencies(p)
-    w = 2 * math.pi * torch.arange(1, K + 1, dtype=torch.float64) / p
-    c = torch.arange(p, dtype=torch.float64)[:, None]
-    s = (c + sign * c.T).flatten()[:, None]
-    return torch.cos(w * c), torch.sin(w * c), torch.cos(w * s), torch.sin(w * s)
+def _cos_sin_tables(p: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos(w_k x), sin(w_k x) as [p, K] for x = 0..p-1 (cached; do not modify)."""
+    w = 2 * math.pi * torch.arange(1, n_frequencies(p) + 1, dtype=torch.float64) / p
+    x = torch.arange(p, dtype=torch.float64)[:, None]
+    return torch.cos(w * x), torch.sin(w * x)
 
 
 def logit_fit(logits: torch.Tensor, sign: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """logits: [p, p, p] over (a, b, c) -> (alpha [K], explained [K]).
 
-    alpha_w = <L, cos(w(a + sign*b - c))> / |cos(w(a + sign*b - c))|^2 over the whole cube, using
-    cos(w(s - c)) = cos(ws) cos(wc) + sin(ws) sin(wc) so that the c-sum is a 1-D Fourier
-    transform and the (a, b)-sum a dot product: O(p^3) time, O(p^2 K) memory.
+    alpha_w = <L, cos(w(a + sign*b - c))> / |cos(w(a + sign*b - c))|^2 over the whole cube, with L
+    centred over c. The term depends on (a, b) only through s = a + sign*b, so the (a, b) sum
+    folds into the `diagonal_sums` S[s, c], and cos(w(s - c)) = cos(ws) cos(wc) + sin(ws) sin(wc)
+    makes the rest two [p, p] x [p, K] products: O(p^3) adds, O(p^2) extra memory, never the
+    p^2 x p x K cube of cosines.
     explained[w-1] = alpha_w^2 |cos(...)|^2 / |L - mean_c L|^2: the fraction of the centred
     logits' variance carried by that term (the terms are orthogonal, so fractions add).
     """
     p = logits.shape[0]
     K = n_frequencies(p)
-    L = logits.double().reshape(p * p, p)
-    L = L - L.mean(dim=1, keepdim=True)
-    cos_c, sin_c, cos_s, sin_s = _cos_sin_tables(p, sign)
-    inner = ((L @ cos_c) * cos_s + (L @ sin_c) * sin_s).sum(0)  # [K]
+    L = logits.double()
+    L = L - L.mean(dim=2, keepdim=True)
+    S = diagonal_sums(L, sign)  # [p (s), p (c)]
+    cos_x, sin_x = _cos_sin_tables(p)
+    inner = (cos_x * (S @ cos_x)).sum(0) + (sin_x * (S @ sin_x)).sum(0)  # [K]
     norm_sq = p**3 / 2.0  # |cos(w(s - c))|^2 over the cube, w != 0, p odd
     alpha = inner / norm_sq
     total = L.pow(2).sum()

@@ -34,6 +34,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -50,11 +52,19 @@ def _acc(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float((logits.argmax(-1) == labels).double().mean()) if labels.numel() else float("nan")
 
 
+@functools.lru_cache(maxsize=64)
 def key_directions(p: int, sign: int, key_freqs: tuple[int, ...]) -> torch.Tensor:
-    """[2|S|, p^2] orthonormal rows: cos and sin of w_k(a + sign b) for k in S."""
+    """[2|S|, p^2] orthonormal rows: cos and sin of w_k(a + sign b) for k in S (cached; do not modify)."""
     basis = sum_direction_basis(p, sign)
     rows = [i for k in key_freqs for i in (2 * (k - 1), 2 * (k - 1) + 1)]
     return basis[rows] if rows else basis[:0]
+
+
+@functools.lru_cache(maxsize=16)
+def _directions_by_input(p: int, sign: int, key_freqs: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """U^T as [p^2, 2|S|] float64 (rows gather cheaply per split) and U as float32 (cached)."""
+    U = key_directions(p, sign, key_freqs)
+    return U.T.contiguous(), U.float()
 
 
 def project(X: torch.Tensor, U: torch.Tensor) -> torch.Tensor:  # used by tests and notebooks
@@ -77,32 +87,36 @@ def probe(ckpt, key_freqs: tuple[int, ...], settings=None):
     ]
     if ckpt.sign == 0:  # the a +/- b directions mean nothing for this operation
         return _frame(ckpt.step, rows)
-    U = key_directions(p, ckpt.sign, tuple(key_freqs))
+    key_freqs = tuple(key_freqs)
+    U = key_directions(p, ckpt.sign, key_freqs)
+    Ut, U32 = _directions_by_input(p, ckpt.sign, key_freqs)
+    Ut_train = Ut[train]
     # Every projected matrix is U^T (U X); only the rows a loss needs are ever formed.
-    UL = U @ L
-    restricted_data = U[:, data].T @ UL + L.mean(0, keepdim=True)
-    restricted_train = U[:, train].T @ UL + L.mean(0, keepdim=True)
+    UL = U @ L  # [2|S|, p]
+    mean_L = L.mean(0, keepdim=True)
+    proj_train = Ut_train @ UL
+    restricted_data = Ut[data] @ UL + mean_L
     rows += [
         ("restricted_loss", 0, _ce(restricted_data, y_data)),
-        ("restricted_loss_train", 0, _ce(restricted_train, y_train)),
+        ("restricted_loss_train", 0, _ce(proj_train + mean_L, y_train)),
         ("restricted_acc", 0, _acc(restricted_data, y_data)),
-        ("excluded_loss", 0, _ce(L_train - U[:, train].T @ UL, y_train)),
+        ("excluded_loss", 0, _ce(L_train - proj_train, y_train)),
     ]
-    for k in key_freqs:
-        Uk = key_directions(p, ckpt.sign, (k,))
-        rows.append(("excluded_loss_k", k, _ce(L_train - Uk[:, train].T @ (Uk @ L), y_train)))
+    for i, k in enumerate(key_freqs):  # P_{k} uses rows 2i, 2i+1 of U
+        part = slice(2 * i, 2 * i + 2)
+        rows.append(("excluded_loss_k", k, _ce(L_train - Ut_train[:, part] @ UL[part], y_train)))
     rows.append(("test_restricted_ratio", 0, rows[1][2] / rows[2][2]))
 
     A = ckpt.neuron_acts.reshape(p * p, -1)  # float32: only small products of it are taken
     W = ckpt.W_out.double() @ ckpt.W_U.double()  # [d_mlp, p]
-    UAW = (U.to(A.dtype) @ A).double() @ W  # (P_S A) W = U^T (U A W)
+    UAW = (U32 @ A).double() @ W  # (P_S A) W = U^T (U A W)
     mean_AW = A.mean(0, keepdim=True).double() @ W
     # R = P_S(A) W + mean(A) W, shifted so that mean(R) = mean(L)
-    shift = L.mean(0, keepdim=True) - (U.mean(1, keepdim=True).T @ UAW + mean_AW)
-    R_test = U[:, test].T @ UAW + mean_AW + shift
+    shift = mean_L - (Ut.mean(0, keepdim=True) @ UAW + mean_AW)
+    R_test = Ut[test] @ UAW + mean_AW + shift
     rows += [
         ("neuron_restricted_loss", 0, _ce(R_test, y_test)),
-        ("neuron_excluded_loss", 0, _ce(L_train - U[:, train].T @ UAW, y_train)),  # hook_post := A - P_S A
+        ("neuron_excluded_loss", 0, _ce(L_train - Ut_train @ UAW, y_train)),  # hook_post := A - P_S A
     ]
     return _frame(ckpt.step, rows)
 

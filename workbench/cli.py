@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--probes", default=None, help="comma-separated probe names (default: all)")
     p.add_argument("--steps", default=None, help="all (default), last, A:B or a comma list of steps")
     p.add_argument("--engine", default="fast", choices=("fast", "bridge"),
-                   help="activations from the fast path (default, bit-identical) or a TransformerBridge run_with_cache")
+                   help="activations from the factored fast path (default; equal to the bridge to float32 rounding) or a TransformerBridge run_with_cache")
     p.add_argument("--key-freqs", default=None, help="comma-separated key frequencies (default: from the final checkpoint)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.epilog = ("Probe settings follow as key=value: neuron_threshold=0.85 min_cluster_frac=0.02 "
