@@ -20,7 +20,7 @@ help:  ## list targets
 	@echo "make setup                          create .venv and install everything (idempotent)"
 	@echo "make train RUN=name [PRESET=fast|nanda2023|tl-demo|smoke] [EPOCHS=N] [SET='lr=3e-3 p=97'] [DEVICE=auto|cpu|cuda]"
 	@echo "                                    train a run into checkpoints/<name>/ (re-run to resume)"
-	@echo "make probe RUN=name [PROBES=fourier,progress,weights,attention] [STEPS=all|last|A:B] [SET='key_rule=wl']"
+	@echo "make probe RUN=name [PROBES=fourier,progress,weights,attention] [STEPS=all|last|A:B] [ENGINE=fast|bridge] [SET='key_rule=wl']"
 	@echo "                                    measure every checkpoint; tables in checkpoints/<name>/probes/"
 	@echo "make report RUN=name                probe (cached) and write checkpoints/<name>/report/index.html + PNG/SVG/PDF"
 	@echo "make demo                           setup, train the fast preset as 'demo', probe, report"
@@ -46,9 +46,10 @@ train: setup
 
 PROBES ?=
 STEPS ?=
+ENGINE ?=
 probe: setup
 	@if [ -z "$(RUN)" ]; then echo "usage: make probe RUN=<name> [PROBES=fourier,progress,weights,attention] [STEPS=all|last|A:B] [SET='neuron_threshold=0.85 ...']"; exit 2; fi
-	$(PY) -m workbench probe $(RUN) $(if $(PROBES),--probes $(PROBES)) $(if $(STEPS),--steps $(STEPS)) $(SET)
+	$(PY) -m workbench probe $(RUN) $(if $(PROBES),--probes $(PROBES)) $(if $(STEPS),--steps $(STEPS)) $(if $(ENGINE),--engine $(ENGINE)) $(SET)
 
 report: setup
 	@if [ -z "$(RUN)" ]; then echo "usage: make report RUN=<name>"; exit 2; fi

@@ -31,7 +31,7 @@ class ProbeSpec:
 REGISTRY: dict[str, ProbeSpec] = {
     spec.name: spec
     for spec in (
-        ProbeSpec("fourier", fourier.probe, 1, ("measure", "frequency"), "Fourier norms, key frequencies, Gini, logit fit"),
+        ProbeSpec("fourier", fourier.probe, 2, ("measure", "frequency"), "Fourier norms, key frequencies, Gini, logit fit"),
         ProbeSpec("progress", progress.probe, 1, ("measure", "frequency"), "restricted and excluded loss"),
         ProbeSpec("weights", weights.probe, 1, ("param",), "sum of squared weights"),
         ProbeSpec("attention", attention.probe, 1, ("measure", "head"), "attention from '=' per head"),

@@ -263,6 +263,9 @@ def test_rerun_is_cached_and_new_checkpoints_alone_are_computed(runs_root):
     more = workbench.probe(run, probes=["weights"], progress=False)
     assert more.computed == {"weights": 1}
     assert sorted(more.tables["weights"].step.unique()) == [0, 10, 20, 30, 40, 50, 55]
+    # another engine is another measurement: activation probes recompute, weights stay cached
+    bridge = workbench.probe(run, engine="bridge", progress=False)
+    assert bridge.computed == {"fourier": 7, "progress": 7, "weights": 0, "attention": 7}
 
 
 def test_corrupt_checkpoint_is_named_and_the_rest_still_run(runs_root, capsys):

@@ -8,10 +8,12 @@ Two views of the same weights:
 * `FastTransformer` — the training module. Its parameters *are* the bridge's state dict
   (same names, same shapes), but its forward computes only what the loss needs: the logits
   at the final (``=``) position. Keys and values are needed at every position, queries, the
-  MLP and the unembedding only at the last one; in the first layer, where the residual stream
-  is just token plus position embedding, the Q/K/V projections are computed once per
-  vocabulary entry and gathered instead of once per example. The result is the same function
-  as the bridge (logit parity is tested to 1e-5) at about half the cost per epoch.
+  MLP and the unembedding only at the last one. It performs the bridge's own operations on
+  those positions, so its activations equal the bridge's bit for bit (tested), at about half
+  the cost per epoch.
+* `factored_grid_activations` — the probes' view of a one-layer model over the whole (a, b)
+  grid: the forward pass factored into per-token tables (equal to the bridge to float32
+  rounding, tested; about a fifth of the direct cost).
 
 Architecture (Nanda et al. 2023): token + learned position embedding, ``n_layers`` blocks of
 causal multi-head attention and a two-layer MLP added to the residual stream, no LayerNorm,

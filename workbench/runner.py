@@ -268,9 +268,10 @@ def probe(
             spec = get_probe(name)
             entry = index.get(name, {})
             table = run.probe_table(name)
-            uses_keys = name != "weights"
+            reads_activations = name != "weights"  # and so depends on the key frequencies and the engine
             valid = (table is not None and entry.get("version") == spec.version
-                     and (not uses_keys or entry.get("key_freqs") == list(freqs)))
+                     and (not reads_activations
+                          or (entry.get("key_freqs") == list(freqs) and entry.get("engine", "fast") == engine)))
             done[name] = dict(entry.get("steps", {})) if valid else {}
             tables[name] = table if valid else None
         hashes = index.setdefault("hashes", {})
@@ -326,7 +327,8 @@ def probe(
                 table = table.sort_values("step", kind="stable").reset_index(drop=True)
             tables[name] = table
             store.write_table(store.probe_table_path(run.path, name), table)
-            index[name] = {"version": get_probe(name).version, "key_freqs": list(freqs), "steps": done[name]}
+            index[name] = {"version": get_probe(name).version, "engine": engine, "key_freqs": list(freqs),
+                           "steps": done[name]}
         store.write_json(probes_dir / store.PROBE_INDEX, index)
 
         all_tables = {n: tables.get(n) if n in tables else run.probe_table(n) for n in REGISTRY}
