@@ -4,7 +4,8 @@ Sections:
     train   ms per full-batch epoch at the nanda2023 configuration, (a) the workbench trainer
             vs (b) the same AdamW step written directly on a TransformerLens TransformerBridge,
             alternated round by round so machine noise hits both alike. Target (a) <= 0.55 (b).
-    probe   the full probe suite at p = 113 (the canonical model) on synthetic runs of 50 and
+    probe   the grid activations by each engine (factored, FastTransformer, bridge), alternated;
+            then the full probe suite at p = 113 (the canonical model) on synthetic runs of 50 and
             200 checkpoints, each probed in a fresh process: seconds per checkpoint (target
             <= 0.25), peak RSS (must not grow with the number of checkpoints), and a re-run on
             the unchanged run (target < 1 s for 200).
@@ -144,11 +145,46 @@ def _synthetic_run(root: Path, name: str, n_checkpoints: int) -> None:
         store.write_tensors(run.step_path(step), noisy)
 
 
+def _grid_forward_rows(rounds: int = 9) -> list[tuple[str, str]]:
+    """ms for the activations over all p^2 inputs by each engine, alternated in one process."""
+    from workbench.config import load_config
+    from workbench.model import (
+        FastTransformer,
+        build_bridge,
+        factored_grid_activations,
+        grid_activations,
+        initial_weights,
+    )
+
+    cfg = load_config("nanda2023", {})
+    weights, p = initial_weights(cfg), cfg.p
+    a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+    tokens = torch.stack([a.flatten(), b.flatten(), torch.full((p * p,), p)], dim=1)
+    bridge, fast, workspace = build_bridge(cfg, weights), FastTransformer(cfg, weights), {}
+    variants = {
+        "factored (default engine)": lambda: factored_grid_activations(cfg, weights, workspace),
+        "FastTransformer.activations": lambda: fast.activations(tokens),
+        "TransformerBridge run_with_cache": lambda: grid_activations(bridge, cfg, tokens),
+    }
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for fn in variants.values():
+        fn()  # warm-up
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    ms = {k: statistics.median(v) * 1000 for k, v in times.items()}
+    ref = ms["TransformerBridge run_with_cache"]
+    return [(f"grid activations, {k}, ms (ratio to bridge)", f"{v:.1f} ({v / ref:.2f})") for k, v in ms.items()]
+
+
 def bench_probe() -> str:
     import json
     import subprocess
 
     rows = [("configuration", "nanda2023 sizes: p=113, d_model 128, d_mlp 512; all four probes; 2 threads")]
+    rows += _grid_forward_rows()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for n in (50, 200):

@@ -13,7 +13,7 @@ Two views of the same weights:
   the cost per epoch.
 * `factored_grid_activations` — the probes' view of a one-layer model over the whole (a, b)
   grid: the forward pass factored into per-token tables (equal to the bridge to float32
-  rounding, tested; about a fifth of the direct cost).
+  rounding, tested; ~0.16x the time of the bridge's ``run_with_cache``, `make bench`).
 
 Architecture (Nanda et al. 2023): token + learned position embedding, ``n_layers`` blocks of
 causal multi-head attention and a two-layer MLP added to the residual stream, no LayerNorm,
@@ -224,7 +224,7 @@ def _attr(name: str) -> str:
 
 def grid_activations(bridge, cfg: RunConfig, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
     """One ``run_with_cache`` over ``tokens`` [n, 3]; what the probes read, at the ``=`` position.
-    (`FastTransformer.activations` returns the same tensors at a third of the cost.)
+    (`FastTransformer.activations` returns the same tensors in ~0.4x the time, `make bench`.)
 
     Returns logits [n, p], neuron_acts [n, d_mlp] (last block ``mlp.hook_post``), resid_mid
     [n, d_model] (last block), attention [n, n_heads, 3] (``attn.hook_pattern`` row of ``=``).
@@ -273,8 +273,8 @@ def factored_grid_activations(
         logits(a, b)    = act(pre) W_out W_U + (resid_mid + b_out) W_U + b_U
 
     which costs p^2 (3 n_heads d_mlp + d_mlp d_vocab_out) multiply-adds instead of
-    p^2 (6 d_model^2 + 2 d_model d_mlp + ...): about a quarter of the direct forward at the
-    nanda2023 size. The values equal the bridge's ``run_with_cache`` to float32 rounding
+    p^2 (6 d_model^2 + 2 d_model d_mlp + ...): at the nanda2023 size ~0.4x the time of
+    `FastTransformer.activations` and ~0.16x the bridge's (`make bench`). The values equal the bridge's ``run_with_cache`` to float32 rounding
     (summation order differs; tested to 1e-5 relative), not bit for bit as `FastTransformer`.
 
     Returns logits [p^2, p], neuron_acts [p^2, d_mlp], resid_mid [p^2, d_model],
