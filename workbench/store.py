@@ -56,7 +56,7 @@ PROBES_DIR = "probes"
 REPORT_DIR = "report"
 LOCK = ".lock"
 # inside PROBES_DIR
-PROBE_INDEX = "index.json"  # per probe: version, key frequencies, content hash per step
+PROBE_INDEX = "index.json"  # per probe: version, engine, key frequencies, content hash per step
 KEY_FREQUENCIES = "key_frequencies.json"
 PHASES = "phases.json"
 _STEP_FILE = re.compile(r"^step_(\d{7,})\.safetensors$")
