@@ -12,17 +12,22 @@ PRESET ?=
 EPOCHS ?=
 DEVICE ?= auto
 SET ?=
-TRAIN_ARGS = $(if $(PRESET),--preset $(PRESET)) --device $(DEVICE) $(if $(EPOCHS),epochs=$(EPOCHS)) $(SET)
+FROM_CHECKPOINT ?=
+TRAIN_ARGS = $(if $(PRESET),--preset $(PRESET)) --device $(DEVICE) $(if $(EPOCHS),epochs=$(EPOCHS)) $(if $(FROM_CHECKPOINT),--from-last-checkpoint) $(SET)
 
 .PHONY: help setup train probe report demo test test-fast lint bench runs presets clean-venv
 
 help:  ## list targets
 	@echo "make setup                          create .venv and install everything (idempotent)"
 	@echo "make train RUN=name [PRESET=fast|nanda2023|tl-demo|smoke] [EPOCHS=N] [SET='lr=3e-3 p=97'] [DEVICE=auto|cpu|cuda]"
-	@echo "                                    train a run into checkpoints/<name>/ (re-run to resume)"
-	@echo "make probe RUN=name [PROBES=fourier,progress,weights,attention] [STEPS=all|last|A:B] [ENGINE=fast|bridge] [SET='key_rule=wl']"
+	@echo "                                    train a run into checkpoints/<name>/ (re-run to resume;"
+	@echo "                                    FROM_CHECKPOINT=1 rebuilds a damaged resume state from the last checkpoint)"
+	@echo "make probe RUN=name [PROBES=fourier,progress,weights,attention] [STEPS=all|last|A:B] [ENGINE=factored|bridge] [SET='key_rule=wl']"
 	@echo "                                    measure every checkpoint; tables in checkpoints/<name>/probes/"
-	@echo "make report RUN=name                probe (cached) and write checkpoints/<name>/report/index.html + PNG/SVG/PDF"
+	@echo "                                    (SET and ENGINE change the run's current probe options)"
+	@echo "make report RUN=name [SET=...] [ENGINE=...]"
+	@echo "                                    probe (cached, the run's current options) and write"
+	@echo "                                    checkpoints/<name>/report/index.html + PNG/SVG/PDF"
 	@echo "make demo                           setup, train the fast preset as 'demo', probe, report"
 	@echo "make runs                           list runs;  make presets: show presets"
 	@echo "make test                           the test suite (what CI runs)"
@@ -48,12 +53,12 @@ PROBES ?=
 STEPS ?=
 ENGINE ?=
 probe: setup
-	@if [ -z "$(RUN)" ]; then echo "usage: make probe RUN=<name> [PROBES=fourier,progress,weights,attention] [STEPS=all|last|A:B] [SET='neuron_threshold=0.85 ...']"; exit 2; fi
+	@if [ -z "$(RUN)" ]; then echo "usage: make probe RUN=<name> [PROBES=fourier,progress,weights,attention] [STEPS=all|last|A:B] [ENGINE=factored|bridge] [SET='neuron_threshold=0.85 ...']"; exit 2; fi
 	$(PY) -m workbench probe $(RUN) $(if $(PROBES),--probes $(PROBES)) $(if $(STEPS),--steps $(STEPS)) $(if $(ENGINE),--engine $(ENGINE)) $(SET)
 
 report: setup
-	@if [ -z "$(RUN)" ]; then echo "usage: make report RUN=<name>"; exit 2; fi
-	$(PY) -m workbench report $(RUN)
+	@if [ -z "$(RUN)" ]; then echo "usage: make report RUN=<name> [SET='neuron_threshold=0.85 ...'] [ENGINE=factored|bridge]"; exit 2; fi
+	$(PY) -m workbench report $(RUN) $(if $(ENGINE),--engine $(ENGINE)) $(SET)
 
 DEMO_RUN ?= demo
 demo: setup  ## the whole story on the default preset: train, probe, report

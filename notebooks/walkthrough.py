@@ -6,10 +6,12 @@
 # Jupyter + jupytext or VS Code ("percent" cells), or run it as a script.
 #
 # `WORKBENCH_RUN` / `WORKBENCH_PRESET` choose the run (default: the `fast` preset as `demo`;
-# it trains in about a minute if it does not exist yet).
+# it trains in about a minute if it does not exist yet), `WORKBENCH_CHECKPOINTS` where runs live
+# (default: `checkpoints/`).
 
 # %%
 import os
+from pathlib import Path
 
 import workbench
 from probes import fourier
@@ -17,7 +19,8 @@ from workbench import figures
 
 RUN = os.environ.get("WORKBENCH_RUN", "demo")
 PRESET = os.environ.get("WORKBENCH_PRESET", "fast")
-run = workbench.train(RUN, PRESET, progress=False)  # trains, resumes, or finds it complete
+ROOT = Path(os.environ["WORKBENCH_CHECKPOINTS"]) if os.environ.get("WORKBENCH_CHECKPOINTS") else None
+run = workbench.train(RUN, PRESET, progress=False, root=ROOT)  # trains, resumes, or finds it complete
 print(run, run.config.operation, "mod", run.config.p)
 
 # %% [markdown]
@@ -30,45 +33,47 @@ print(metrics.tail(3))
 
 # %% [markdown]
 # ## Probe every checkpoint
-# Cached: the second call does no work.
+# Cached: the second call does no work. It uses the run's current probe settings (the defaults
+# until `make probe SET=...` or `workbench.probe(run, overrides={...})` changes them).
 
 # %%
-report = workbench.probe(run, progress=False)
-print(report.summary())
-phases = report.phases
-key_freqs = report.key_frequencies["key_freqs"]
+results = workbench.probe(run, progress=False)
+print(results.summary())
+phases = results.phases
+key_freqs = results.key_frequencies["key_freqs"]
+threshold = results.options.settings.neuron_threshold
 
 # %%
 figures.loss_curves(metrics, phases)
 
 # %%
-figures.progress_measures(report.tables["progress"], report.tables["weights"], report.tables["fourier"], phases)
+figures.progress_measures(results.tables["progress"], results.tables["weights"], results.tables["fourier"], phases)
 
 # %%
-figures.embedding_norms_bar(report.tables["fourier"], run.steps[-1], key_freqs)
+figures.embedding_norms_bar(results.tables["fourier"], run.steps[-1], key_freqs)
 
 # %% [markdown]
 # ## One key-frequency neuron cluster
-# Load the final checkpoint's activations over the whole (a, b) grid and find the neurons that
-# a single frequency explains (>= 85% of their variance).
+# Evaluate the final checkpoint on the whole (a, b) grid and find the neurons that a single
+# frequency explains (at least the run's `neuron_threshold`, 85% by default, of their variance).
 
 # %%
-ckpt = workbench.load_checkpoint(run, run.steps[-1])
-fractions = fourier.neuron_frequency_fractions(ckpt.neuron_acts)  # [K, d_mlp]
-clusters = fourier.neuron_clusters(fractions)
+inp = workbench.evaluate_on_grid(run, run.steps[-1])
+fractions = fourier.neuron_frequency_fractions(inp.neuron_acts)  # [K, d_mlp]
+clusters = fourier.neuron_clusters(fractions, threshold)
 for k in key_freqs:
     members = (clusters == k).nonzero().flatten().tolist()
     print(f"frequency {k}: {len(members)} neurons, e.g. {members[:5]}")
 print("unexplained:", int((clusters == 0).sum()))
 
 # %%
-figures.neuron_grids(ckpt, key_freqs)
+figures.neuron_grids(inp, key_freqs, threshold)
 
 # %% [markdown]
 # ## The model itself is a TransformerLens bridge
 # Hooks work as usual: here the attention pattern from "=" on one input.
 
 # %%
-model = run.model(run.steps[-1])
+model = workbench.load_bridge(run, run.steps[-1])
 logits, cache = model.run_with_cache(run.dataset.tokens[:4])
 print(cache["blocks.0.attn.hook_pattern"][0, :, -1])  # [heads, 3]: to a, b, "="

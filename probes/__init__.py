@@ -1,13 +1,20 @@
-"""Probes: pure functions from one checkpoint (`probes.checkpoint.Checkpoint`) to a tidy table.
+"""Probes: pure functions from one evaluated checkpoint (`probes.grid.CheckpointOnGrid`) to a tidy table.
 
-Each probe is ``probe(ckpt, key_freqs, settings) -> pandas.DataFrame`` with columns
-``step, <keys...>, value``. Probes never read or write files, print or plot; the runner in
-``workbench.probe`` owns loading, caching and I/O. Add a probe by writing its module, adding it
-to `REGISTRY` with a version (bump the version whenever its numbers change, which invalidates
-cached tables), and giving it an analytic test.
+Each probe is ``probe(inp, key_freqs, settings) -> pandas.DataFrame`` with columns
+``step, <keys...>, value``. Probes never read or write files, print or plot, and never import
+``workbench`` (a test enforces it); the runner (`workbench.runner`) owns loading, caching and I/O.
+
+A `ProbeSpec` says what a probe's numbers depend on, and that is exactly what the cache keys
+its rows by: the checkpoint's content always, the probe's ``version``, the ``settings`` it reads,
+the key frequencies if ``reads_key_freqs``, and the activation engine if ``reads_activations``.
+Declare too little and a stale row survives a change; the runner also checks every returned
+table's columns against ``keys``.
+
+Add a probe by writing its module, adding its spec to `REGISTRY` (bump ``version`` whenever its
+numbers change), and giving it an analytic test (CONTRIBUTING.md).
 
 Example:
-    >>> get_probe("fourier").fn(ckpt, key_freqs=(4, 17), settings=ProbeSettings())
+    >>> get_probe("fourier").fn(inp, key_freqs=(4, 17), settings=ProbeSettings())
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from probes import attention, fourier, progress, weights
-from probes.checkpoint import KEY_RULES, Checkpoint, ProbeSettings
+from probes.grid import CheckpointOnGrid
+from probes.settings import KEY_RULES, SETTING_NAMES, ProbeSettings
+from probes.table import INTEGER_KEYS
 
 
 @dataclass(frozen=True)
@@ -26,14 +35,29 @@ class ProbeSpec:
     version: int
     keys: tuple[str, ...]  # the table's key columns between "step" and "value"
     doc: str
+    reads_activations: bool = True  # reads logits / neuron_acts / attention (so depends on the engine)
+    reads_key_freqs: bool = True
+    settings: tuple[str, ...] = ()  # the `ProbeSettings` fields it reads
+
+    def __post_init__(self) -> None:
+        unknown = set(self.settings) - set(SETTING_NAMES)
+        if unknown:
+            raise ValueError(f"probe {self.name!r} declares unknown settings {sorted(unknown)}")
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return ("step", *self.keys, "value")
 
 
 REGISTRY: dict[str, ProbeSpec] = {
     spec.name: spec
     for spec in (
-        ProbeSpec("fourier", fourier.probe, 2, ("measure", "frequency"), "Fourier norms, key frequencies, Gini, logit fit"),
-        ProbeSpec("progress", progress.probe, 1, ("measure", "frequency"), "restricted and excluded loss"),
-        ProbeSpec("weights", weights.probe, 1, ("param",), "sum of squared weights"),
+        ProbeSpec("fourier", fourier.probe, 3, ("measure", "frequency", "bin"),
+                  "Fourier norms, key frequencies, Gini, logit fit",
+                  settings=("neuron_threshold", "min_cluster_frac", "norm_rel_threshold", "norm_min_share")),
+        ProbeSpec("progress", progress.probe, 2, ("measure", "frequency"), "restricted and excluded loss"),
+        ProbeSpec("weights", weights.probe, 1, ("param",), "sum of squared weights",
+                  reads_activations=False, reads_key_freqs=False),
         ProbeSpec("attention", attention.probe, 1, ("measure", "head"), "attention from '=' per head"),
     )
 }
@@ -46,4 +70,4 @@ def get_probe(name: str) -> ProbeSpec:
     return REGISTRY[name]
 
 
-__all__ = ["KEY_RULES", "REGISTRY", "Checkpoint", "ProbeSettings", "ProbeSpec", "get_probe"]
+__all__ = ["INTEGER_KEYS", "KEY_RULES", "REGISTRY", "CheckpointOnGrid", "ProbeSettings", "ProbeSpec", "get_probe"]

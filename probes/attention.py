@@ -10,22 +10,22 @@ itself a periodic function of a and b at the key frequencies. For each head h:
                          (G = F g F^T, the same grouping as `fourier.neuron_frequency_fractions`)
 
 Example:
-    >>> frame = probe(ckpt, key_freqs=(4, 17))   # rows: step, measure, head, value
+    >>> frame = probe(inp, key_freqs=(4, 17))   # rows: step, measure, head, value
 """
 
 from __future__ import annotations
 
 from probes.fourier import neuron_frequency_fractions
+from probes.grid import CheckpointOnGrid
+from probes.table import tidy
 
 KEYS = ("a", "b", "eq")
 
 
-def probe(ckpt, key_freqs: tuple[int, ...] = (), settings=None):
+def probe(inp: CheckpointOnGrid, key_freqs: tuple[int, ...] = (), settings=None):
     """Rows ``step, measure, head, value``: measure is to_a, to_b, to_eq or key_explained."""
-    import pandas as pd
-
-    pattern = ckpt.attention.double()  # [p, p, H, 3]
-    data = ckpt.data_mask
+    pattern = inp.attention.double()  # [p, p, H, 3]
+    data = inp.data_mask
     mean = pattern[data].mean(0)  # [H, 3]
     fractions = neuron_frequency_fractions(pattern[..., 0])  # [K, H]: the grid of attention to a
     rows = []
@@ -34,9 +34,4 @@ def probe(ckpt, key_freqs: tuple[int, ...] = (), settings=None):
             rows.append((f"to_{key}", h, float(mean[h, j])))
         explained = sum(float(fractions[k - 1, h]) for k in key_freqs) if key_freqs else 0.0
         rows.append(("key_explained", h, explained))
-    frame = pd.DataFrame(rows, columns=["measure", "head", "value"])
-    frame.insert(0, "step", ckpt.step)
-    return frame
-
-
-
+    return tidy(inp.step, rows, ("measure", "head"))

@@ -39,6 +39,14 @@ import functools
 import math
 
 import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from probes.grid import CheckpointOnGrid
+from probes.settings import NEURON_THRESHOLD, ProbeSettings
+from probes.table import tidy
+
+NEURON_FRACTION_BINS = 20  # the histogram of each neuron's best fraction: 20 bins of 0.05 over [0, 1]
 
 
 def n_frequencies(p: int) -> int:
@@ -91,7 +99,7 @@ def group_by_frequency(coeff_sq: torch.Tensor) -> torch.Tensor:
     return torch.cat([coeff_sq[:1], pairs])
 
 
-def frequency_norms(M: torch.Tensor) -> torch.Tensor:
+def frequency_norms(M: Float[Tensor, "p ..."]) -> Float[Tensor, " k1"]:
     """M: [p, d] (a function of the token, e.g. W_E[:p]) -> [K + 1] norms, index k = frequency k.
 
     n_k = sqrt(sum_d (cos_k . M[:, d])^2 + (sin_k . M[:, d])^2), i.e. the Frobenius norm of the
@@ -101,7 +109,7 @@ def frequency_norms(M: torch.Tensor) -> torch.Tensor:
     return group_by_frequency(coeff.pow(2)).sum(dim=tuple(range(1, coeff.dim()))).sqrt()
 
 
-def diagonal_sums(grid: torch.Tensor, sign: int = 1) -> torch.Tensor:
+def diagonal_sums(grid: Float[Tensor, "p p ..."], sign: int = 1) -> Float[Tensor, "p ..."]:
     """grid: [p, p, ...] over (a, b) -> [p, ...]: S[s] = sum over a + sign*b = s (mod p) of grid[a, b].
 
     The 1-D Fourier transform of S is the 2-D transform of the grid along the direction a + sign*b
@@ -138,7 +146,7 @@ def _centred_sum_sq(x: torch.Tensor, chunk: int = 1024) -> tuple[torch.Tensor, t
     return total, total + x.shape[0] * mean.double().square()
 
 
-def neuron_frequency_fractions(acts: torch.Tensor) -> torch.Tensor:
+def neuron_frequency_fractions(acts: Float[Tensor, "p p n"]) -> Float[Tensor, "k n"]:
     """acts: [p, p, n] (one value per (a, b) input and neuron) -> [K, n]; row k-1 = frequency k.
 
     Each neuron's grid is centred (mean over (a, b) removed) and split over the 2-D Fourier basis
@@ -171,7 +179,7 @@ def neuron_frequency_fractions(acts: torch.Tensor) -> torch.Tensor:
     return torch.where(varies, out / total.clamp_min(1e-300), torch.zeros_like(out))
 
 
-def _fractions_2d(acts: torch.Tensor) -> torch.Tensor:
+def _fractions_2d(acts: Float[Tensor, "p p n"]) -> Float[Tensor, "k n"]:
     """`neuron_frequency_fractions` by the full 2-D transform A = F acts F^T (any p)."""
     p, n = acts.shape[0], acts.shape[-1]
     dtype = acts.dtype if acts.dtype in (torch.float32, torch.float64) else torch.float64
@@ -188,14 +196,14 @@ def _fractions_2d(acts: torch.Tensor) -> torch.Tensor:
     return torch.where(varies, out / total.clamp_min(1e-300), torch.zeros_like(out))
 
 
-def neuron_clusters(fractions: torch.Tensor, threshold: float = 0.85) -> torch.Tensor:
+def neuron_clusters(fractions: Float[Tensor, "k n"], threshold: float = NEURON_THRESHOLD) -> Int[Tensor, " n"]:
     """fractions: [K, n] -> [n] cluster id per neuron: its best frequency k (1..K) if that explains
     at least ``threshold`` of its variance, else 0 ("unexplained"). argmax runs over every k."""
     best_fraction, best = fractions.max(dim=0)
     return torch.where(best_fraction >= threshold, best + 1, torch.zeros_like(best))
 
 
-def gini(x: torch.Tensor) -> float:
+def gini(x: Float[Tensor, "*n"]) -> float:
     """Gini coefficient of non-negative values: 0 when all equal, (n-1)/n when one holds everything.
 
     G = sum_i sum_j |x_i - x_j| / (2 n sum_i x_i), computed from the sorted values.
@@ -208,7 +216,7 @@ def gini(x: torch.Tensor) -> float:
     return float(((2 * ranks - n - 1) * x).sum() / (n * x.sum()))
 
 
-def key_frequencies_by_norm(norms: torch.Tensor, rel_threshold: float, min_share_factor: float) -> list[int]:
+def key_frequencies_by_norm(norms: Float[Tensor, " k1"], rel_threshold: float, min_share_factor: float) -> list[int]:
     """Frequencies k >= 1 whose squared norm is at least ``rel_threshold`` x the largest AND at
     least ``min_share_factor`` x the uniform share 1/K of the total: the second condition keeps a
     flat (random) spectrum from claiming its largest entries as "key"."""
@@ -244,7 +252,7 @@ def _cos_sin_tables(p: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cos(w * x), torch.sin(w * x)
 
 
-def logit_fit(logits: torch.Tensor, sign: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+def logit_fit(logits: Float[Tensor, "p p p"], sign: int = 1) -> tuple[Float[Tensor, " k"], Float[Tensor, " k"]]:
     """logits: [p, p, p] over (a, b, c) -> (alpha [K], explained [K]).
 
     alpha_w = <L, cos(w(a + sign*b - c))> / |cos(w(a + sign*b - c))|^2 over the whole cube, with L
@@ -270,26 +278,26 @@ def logit_fit(logits: torch.Tensor, sign: int = 1) -> tuple[torch.Tensor, torch.
 
 
 # ------------------------------------------------------------------------ per-checkpoint probe
-def W_L(W_out: torch.Tensor, W_U: torch.Tensor) -> torch.Tensor:
+def W_L(W_out: Float[Tensor, "d_mlp d_model"], W_U: Float[Tensor, "d_model p"]) -> Float[Tensor, "d_mlp p"]:
     """[d_mlp, p] = W_out [d_mlp, d_model] @ W_U [d_model, p]: each neuron's direct effect on the logits."""
     return W_out.double() @ W_U.double()
 
 
-def key_frequencies(ckpt, settings, fractions=None, embed=None, wl=None) -> dict[str, list[int]]:
-    """The key frequencies of one checkpoint by each rule (a ``Checkpoint``, a ``ProbeSettings``).
+def key_frequencies(inp: CheckpointOnGrid, settings: ProbeSettings, fractions=None, embed=None, wl=None) -> dict[str, list[int]]:
+    """The key frequencies of one checkpoint by each rule.
 
     neurons: frequencies whose neuron cluster (neurons with >= ``neuron_threshold`` of their
              variance in that frequency) holds >= ``min_cluster_frac`` of all neurons;
     embed:   `key_frequencies_by_norm` of the embedding's Fourier norms;
     wl:      `key_frequencies_by_norm` of W_L's Fourier norms (over the output logit axis).
     """
-    fractions = neuron_frequency_fractions(ckpt.neuron_acts) if fractions is None else fractions
+    fractions = neuron_frequency_fractions(inp.neuron_acts) if fractions is None else fractions
     clusters = neuron_clusters(fractions, settings.neuron_threshold)
-    sizes = torch.bincount(clusters, minlength=n_frequencies(ckpt.p) + 1)
+    sizes = torch.bincount(clusters, minlength=n_frequencies(inp.p) + 1)
     min_size = max(1, math.ceil(settings.min_cluster_frac * clusters.numel()))
     by_neurons = [k for k in range(1, sizes.numel()) if sizes[k] >= min_size]
-    embed = frequency_norms(ckpt.W_E) if embed is None else embed
-    wl = frequency_norms(W_L(ckpt.W_out, ckpt.W_U).T) if wl is None else wl
+    embed = frequency_norms(inp.W_E) if embed is None else embed
+    wl = frequency_norms(W_L(inp.W_out, inp.W_U).T) if wl is None else wl
     return {
         "neurons": by_neurons,
         "embed": key_frequencies_by_norm(embed, settings.norm_rel_threshold, settings.norm_min_share),
@@ -297,42 +305,40 @@ def key_frequencies(ckpt, settings, fractions=None, embed=None, wl=None) -> dict
     }
 
 
-def probe(ckpt, key_freqs: tuple[int, ...], settings):
-    """Fourier measurements of one checkpoint as tidy rows ``step, measure, frequency, value``.
+def probe(inp: CheckpointOnGrid, key_freqs: tuple[int, ...], settings: ProbeSettings):
+    """Fourier measurements of one checkpoint as tidy rows ``step, measure, frequency, bin, value``.
 
-    measure (frequency column):
-      embed_norm (k = 0..K)        Fourier norm of W_E[:p] per frequency (0 = constant)
-      wl_norm (k = 0..K)           Fourier norm of W_L = W_out W_U over the logit axis
-      embed_gini, wl_gini (0)      Gini of the norms n_1..n_K (plain norms, constant excluded)
-      cluster_size (k = 0..K)      neurons per cluster; k = 0 is the "unexplained" cluster
-      neuron_fraction_hist (bin)   histogram of each neuron's best fraction, 20 bins of 0.05
-                                   (frequency column holds the bin index 0..19)
-      key_<rule> (k)               1 for each frequency this rule calls key at this checkpoint
-      logit_alpha (k = 1..K)       coefficient of cos(w_k(a +/- b - c)) in the logits
+    measure (key columns; the others are empty):
+      embed_norm (frequency 0..K)  Fourier norm of W_E[:p] per frequency (0 = the constant term)
+      wl_norm (frequency 0..K)     Fourier norm of W_L = W_out W_U over the logit axis
+      embed_gini, wl_gini          Gini of the norms n_1..n_K (plain norms, constant excluded)
+      cluster_size (frequency k)   neurons whose best frequency k explains >= neuron_threshold of
+                                   their variance; the row with no frequency counts the rest
+                                   (the "unexplained" neurons)
+      neuron_fraction_hist (bin)   histogram of each neuron's best fraction: `NEURON_FRACTION_BINS`
+                                   equal bins over [0, 1], bin 0 first
+      key_<rule> (frequency k)     1 for each frequency this rule calls key at this checkpoint
+      logit_alpha (frequency k)    coefficient of cos(w_k(a +/- b - c)) in the logits, k = 1..K
       logit_explained (k)          fraction of centred logit variance that term carries
-      logit_explained_key (0)      the same summed over ``key_freqs``
+      logit_explained_key          the same summed over ``key_freqs``
     """
-    import pandas as pd
-
-    rows: list[tuple[str, int, float]] = []
-    embed = frequency_norms(ckpt.W_E)
-    wl = frequency_norms(W_L(ckpt.W_out, ckpt.W_U).T)
-    rows += [("embed_norm", k, float(v)) for k, v in enumerate(embed)]
-    rows += [("wl_norm", k, float(v)) for k, v in enumerate(wl)]
-    rows += [("embed_gini", 0, gini(embed[1:])), ("wl_gini", 0, gini(wl[1:]))]
-    fractions = neuron_frequency_fractions(ckpt.neuron_acts)
+    rows: list[tuple[str, int | None, int | None, float]] = []
+    embed = frequency_norms(inp.W_E)
+    wl = frequency_norms(W_L(inp.W_out, inp.W_U).T)
+    rows += [("embed_norm", k, None, float(v)) for k, v in enumerate(embed)]
+    rows += [("wl_norm", k, None, float(v)) for k, v in enumerate(wl)]
+    rows += [("embed_gini", None, None, gini(embed[1:])), ("wl_gini", None, None, gini(wl[1:]))]
+    fractions = neuron_frequency_fractions(inp.neuron_acts)
     clusters = neuron_clusters(fractions, settings.neuron_threshold)
-    sizes = torch.bincount(clusters, minlength=n_frequencies(ckpt.p) + 1)
-    rows += [("cluster_size", k, float(v)) for k, v in enumerate(sizes)]
-    hist = torch.histc(fractions.max(dim=0).values.float(), bins=20, min=0.0, max=1.0)
-    rows += [("neuron_fraction_hist", i, float(v)) for i, v in enumerate(hist)]
-    for rule, freqs in key_frequencies(ckpt, settings, fractions, embed, wl).items():
-        rows += [(f"key_{rule}", k, 1.0) for k in freqs]
-    if ckpt.sign != 0:
-        alpha, explained = logit_fit(ckpt.logits, ckpt.sign)
-        rows += [("logit_alpha", k + 1, float(v)) for k, v in enumerate(alpha)]
-        rows += [("logit_explained", k + 1, float(v)) for k, v in enumerate(explained)]
-        rows.append(("logit_explained_key", 0, float(sum(explained[k - 1] for k in key_freqs))))
-    frame = pd.DataFrame(rows, columns=["measure", "frequency", "value"])
-    frame.insert(0, "step", ckpt.step)
-    return frame
+    sizes = torch.bincount(clusters, minlength=n_frequencies(inp.p) + 1)
+    rows += [("cluster_size", k or None, None, float(v)) for k, v in enumerate(sizes)]
+    hist = torch.histc(fractions.max(dim=0).values.float(), bins=NEURON_FRACTION_BINS, min=0.0, max=1.0)
+    rows += [("neuron_fraction_hist", None, i, float(v)) for i, v in enumerate(hist)]
+    for rule, freqs in key_frequencies(inp, settings, fractions, embed, wl).items():
+        rows += [(f"key_{rule}", k, None, 1.0) for k in freqs]
+    if inp.sign != 0:
+        alpha, explained = logit_fit(inp.logits, inp.sign)
+        rows += [("logit_alpha", k + 1, None, float(v)) for k, v in enumerate(alpha)]
+        rows += [("logit_explained", k + 1, None, float(v)) for k, v in enumerate(explained)]
+        rows.append(("logit_explained_key", None, None, float(sum(explained[k - 1] for k in key_freqs))))
+    return tidy(inp.step, rows, ("measure", "frequency", "bin"))

@@ -19,13 +19,15 @@ is a named constant so a reader can check and change them. A phase that never ha
                        it, such as one that only memorises, is not grokked.
 
 Example:
-    >>> phases = detect_phases(metrics, progress_table, weights_table)
-    >>> phases["steps"]   # {"memorization": 60, "circuit_formation": 140, ...}
+    >>> phases = detect_phases(metrics, progress_table, weights_table, key_freqs=[3, 4, 24])
+    >>> phases.steps      # {"memorization": 60, "circuit_formation": 140, ...}
+    >>> phases.to_dict()  # what phases.json holds: steps, criteria, key_freqs (and a note)
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 ACC_DONE = 0.99
 TEST_ACC_STILL_LOW = 0.5
@@ -47,26 +49,53 @@ CRITERIA = {
 }
 
 
+NO_CIRCUIT = "no key frequencies: no Fourier circuit was found, so no circuit formation or cleanup"
+
+
+@dataclass(frozen=True)
+class Phases:
+    """The step at which each phase begins (None: it never happened), the criteria that decided
+    it, and the key frequencies the progress measures used."""
+
+    steps: dict[str, int | None]
+    key_freqs: list[int] | None = None
+    criteria: dict[str, str] = field(default_factory=lambda: dict(CRITERIA))
+
+    @property
+    def note(self) -> str | None:
+        return NO_CIRCUIT if self.key_freqs is not None and not self.key_freqs else None
+
+    def to_dict(self) -> dict:
+        out = {"steps": dict(self.steps), "criteria": dict(self.criteria)}
+        if self.key_freqs is not None:
+            out["key_freqs"] = list(self.key_freqs)
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
 def _series(table, measure_col: str, measure: str) -> dict[int, float]:
+    """{step: value} of one measure's run-level rows (those with no frequency)."""
     if table is None or len(table) == 0:
         return {}
     rows = table[(table[measure_col] == measure)]
     if "frequency" in rows:
-        rows = rows[rows["frequency"] == 0]
+        rows = rows[rows["frequency"].isna()]
     return {int(s): float(v) for s, v in zip(rows["step"], rows["value"], strict=True)}
 
 
-def detect_phases(metrics, progress=None, weights=None, key_freqs=None) -> dict:
+def detect_phases(metrics, progress=None, weights=None, key_freqs=None) -> Phases:
     """metrics: DataFrame (step, train_acc, test_acc, test_loss, ...); progress, weights: the probe
     tables (or None); key_freqs: the run's key frequencies (an empty list means no circuit exists,
-    so there is no circuit formation or cleanup). Returns {"steps": {phase: step | None}, "criteria"}."""
+    so there is no circuit formation or cleanup; None: not known)."""
     steps: dict[str, int | None] = dict.fromkeys(CRITERIA)
+    key_freqs = None if key_freqs is None else list(key_freqs)
     m = metrics.sort_values("step")
     memorised = m[m.train_acc >= ACC_DONE]
     if len(memorised):
         steps["memorization"] = mem = int(memorised.step.iloc[0])
     else:
-        return {"steps": steps, "criteria": CRITERIA}
+        return Phases(steps, key_freqs)
 
     restricted = _series(progress, "measure", "restricted_loss")
     excluded = _series(progress, "measure", "excluded_loss")
@@ -107,4 +136,4 @@ def detect_phases(metrics, progress=None, weights=None, key_freqs=None) -> dict:
         grok = grok[grok.step >= steps["circuit_formation"]]
     if len(grok):
         steps["grokked"] = int(grok.step.iloc[0])
-    return {"steps": steps, "criteria": CRITERIA}
+    return Phases(steps, key_freqs)

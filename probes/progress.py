@@ -28,7 +28,7 @@ on the key frequencies) while the restricted loss falls (the Fourier circuit alo
 all before the test loss drops.
 
 Example:
-    >>> frame = probe(ckpt, key_freqs=(4, 17, 23), settings)
+    >>> frame = probe(inp, key_freqs=(4, 17, 23), settings)
     >>> frame[frame.measure == "restricted_loss"]
 """
 
@@ -38,8 +38,12 @@ import functools
 
 import torch
 import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor
 
 from probes.fourier import sum_direction_basis
+from probes.grid import CheckpointOnGrid
+from probes.table import tidy
 
 
 def _ce(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -67,29 +71,29 @@ def _directions_by_input(p: int, sign: int, key_freqs: tuple[int, ...]) -> tuple
     return U.T.contiguous(), U.float()
 
 
-def project(X: torch.Tensor, U: torch.Tensor) -> torch.Tensor:  # used by tests and notebooks
+def project(X: Float[Tensor, "n_inputs n"], U: Float[Tensor, "m n_inputs"]) -> Float[Tensor, "n_inputs n"]:  # used by tests and notebooks
     """P X = U^T (U X): X [p^2, n], U [m, p^2] orthonormal rows."""
     return U.T @ (U @ X)
 
 
-def probe(ckpt, key_freqs: tuple[int, ...], settings=None):
-    """Rows ``step, measure, frequency, value``; frequency is k for excluded_loss_k, else 0."""
+def probe(inp: CheckpointOnGrid, key_freqs: tuple[int, ...], settings=None):
+    """Rows ``step, measure, frequency, value``; frequency is k for excluded_loss_k, else empty."""
 
-    p = ckpt.p
-    L = ckpt.logits.double().reshape(p * p, p)
-    y = ckpt.labels.reshape(-1)
-    data, train, test = (m.reshape(-1).nonzero().squeeze(1) for m in (ckpt.data_mask, ckpt.train_mask, ckpt.test_mask))
+    p = inp.p
+    L = inp.logits.double().reshape(p * p, p)
+    y = inp.labels.reshape(-1)
+    data, train, test = (m.reshape(-1).nonzero().squeeze(1) for m in (inp.data_mask, inp.train_mask, inp.test_mask))
     L_train, L_test = L[train], L[test]
     y_data, y_train, y_test = y[data], y[train], y[test]
-    rows: list[tuple[str, int, float]] = [
-        ("train_loss", 0, _ce(L_train, y_train)),
-        ("test_loss", 0, _ce(L_test, y_test)),
+    rows: list[tuple[str, int | None, float]] = [
+        ("train_loss", None, _ce(L_train, y_train)),
+        ("test_loss", None, _ce(L_test, y_test)),
     ]
-    if ckpt.sign == 0:  # the a +/- b directions mean nothing for this operation
-        return _frame(ckpt.step, rows)
+    if inp.sign == 0:  # the a +/- b directions mean nothing for this operation
+        return _frame(inp.step, rows)
     key_freqs = tuple(key_freqs)
-    U = key_directions(p, ckpt.sign, key_freqs)
-    Ut, U32 = _directions_by_input(p, ckpt.sign, key_freqs)
+    U = key_directions(p, inp.sign, key_freqs)
+    Ut, U32 = _directions_by_input(p, inp.sign, key_freqs)
     Ut_train = Ut[train]
     # Every projected matrix is U^T (U X); only the rows a loss needs are ever formed.
     UL = U @ L  # [2|S|, p]
@@ -97,33 +101,29 @@ def probe(ckpt, key_freqs: tuple[int, ...], settings=None):
     proj_train = Ut_train @ UL
     restricted_data = Ut[data] @ UL + mean_L
     rows += [
-        ("restricted_loss", 0, _ce(restricted_data, y_data)),
-        ("restricted_loss_train", 0, _ce(proj_train + mean_L, y_train)),
-        ("restricted_acc", 0, _acc(restricted_data, y_data)),
-        ("excluded_loss", 0, _ce(L_train - proj_train, y_train)),
+        ("restricted_loss", None, _ce(restricted_data, y_data)),
+        ("restricted_loss_train", None, _ce(proj_train + mean_L, y_train)),
+        ("restricted_acc", None, _acc(restricted_data, y_data)),
+        ("excluded_loss", None, _ce(L_train - proj_train, y_train)),
     ]
     for i, k in enumerate(key_freqs):  # P_{k} uses rows 2i, 2i+1 of U
         part = slice(2 * i, 2 * i + 2)
         rows.append(("excluded_loss_k", k, _ce(L_train - Ut_train[:, part] @ UL[part], y_train)))
-    rows.append(("test_restricted_ratio", 0, rows[1][2] / rows[2][2]))
+    rows.append(("test_restricted_ratio", None, rows[1][2] / rows[2][2]))
 
-    A = ckpt.neuron_acts.reshape(p * p, -1)  # float32: only small products of it are taken
-    W = ckpt.W_out.double() @ ckpt.W_U.double()  # [d_mlp, p]
+    A = inp.neuron_acts.reshape(p * p, -1)  # float32: only small products of it are taken
+    W = inp.W_out.double() @ inp.W_U.double()  # [d_mlp, p]
     UAW = (U32 @ A).double() @ W  # (P_S A) W = U^T (U A W)
     mean_AW = A.mean(0, keepdim=True).double() @ W
     # R = P_S(A) W + mean(A) W, shifted so that mean(R) = mean(L)
     shift = mean_L - (Ut.mean(0, keepdim=True) @ UAW + mean_AW)
     R_test = Ut[test] @ UAW + mean_AW + shift
     rows += [
-        ("neuron_restricted_loss", 0, _ce(R_test, y_test)),
-        ("neuron_excluded_loss", 0, _ce(L_train - Ut_train @ UAW, y_train)),  # hook_post := A - P_S A
+        ("neuron_restricted_loss", None, _ce(R_test, y_test)),
+        ("neuron_excluded_loss", None, _ce(L_train - Ut_train @ UAW, y_train)),  # hook_post := A - P_S A
     ]
-    return _frame(ckpt.step, rows)
+    return _frame(inp.step, rows)
 
 
 def _frame(step: int, rows):
-    import pandas as pd
-
-    frame = pd.DataFrame(rows, columns=["measure", "frequency", "value"])
-    frame.insert(0, "step", step)
-    return frame
+    return tidy(step, rows, ("measure", "frequency"))

@@ -6,27 +6,28 @@ al. 2023): the memorising solution needs large weights, the Fourier circuit smal
 
     total = sum over every trainable tensor of sum(w^2)      (float64)
 
-The unembedding bias is a fixed zero buffer in the bridge and is left out.
+Only trainable tensors count (`CheckpointOnGrid.params`; the model seam leaves out the fixed
+zero unembedding bias).
 
 Example:
-    >>> frame = probe(ckpt)          # rows: step, param, value; param "total" is the sum
+    >>> frame = probe(inp)          # rows: step, param, value; param "total" is the sum
 """
 
 from __future__ import annotations
 
+import torch
 
-def sum_squared_weights(weights) -> dict[str, float]:
-    """{name: sum(w^2)} for every trainable tensor, plus "total"."""
-    out = {name: float(t.double().pow(2).sum()) for name, t in weights.items() if name != "unembed.bias"}
+from probes.grid import CheckpointOnGrid
+from probes.table import tidy
+
+
+def sum_squared_weights(params: dict[str, torch.Tensor]) -> dict[str, float]:
+    """{name: sum(w^2)} for every tensor given, plus "total"."""
+    out = {name: float(t.double().pow(2).sum()) for name, t in params.items()}
     out["total"] = sum(out.values())
     return out
 
 
-def probe(ckpt, key_freqs=(), settings=None):
+def probe(inp: CheckpointOnGrid, key_freqs=(), settings=None):
     """Rows ``step, param, value``."""
-    import pandas as pd
-
-    sums = sum_squared_weights(ckpt.weights)
-    frame = pd.DataFrame({"param": list(sums), "value": list(sums.values())})
-    frame.insert(0, "step", ckpt.step)
-    return frame
+    return tidy(inp.step, list(sum_squared_weights(inp.params).items()), ("param",))

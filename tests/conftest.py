@@ -1,13 +1,22 @@
-"""Shared fixtures. Runs are trained once per session into a temporary checkpoints folder."""
+"""Shared fixtures. Runs are trained once per session into a temporary checkpoints folder.
+
+Tensor shapes annotated with jaxtyping in `probes` and `workbench.model` are checked at run
+time in the whole test suite (beartype through jaxtyping's import hook, installed here before
+either package is imported, as TransformerLens checks its own).
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+import jaxtyping
 import pytest
 
-import workbench
+with jaxtyping.install_import_hook(["probes", "workbench.model", "workbench.evaluate"], "beartype.beartype"):
+    import probes  # noqa: F401
+    import workbench
+    import workbench.evaluate  # noqa: F401
+    import workbench.model  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -18,22 +27,15 @@ def session_root(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def runs_root(tmp_path, monkeypatch) -> Path:
-    """An empty checkpoints folder, private to one test (WORKBENCH_CHECKPOINTS points at it)."""
+    """An empty checkpoints folder, private to one test: library calls get it as ``root=``; the
+    in-process CLI finds it through WORKBENCH_CHECKPOINTS, as a user's shell would set it."""
     root = tmp_path / "checkpoints"
     monkeypatch.setenv("WORKBENCH_CHECKPOINTS", str(root))
     return root
 
 
 def _train_in(root: Path, name: str, preset: str, **overrides):
-    old = os.environ.get("WORKBENCH_CHECKPOINTS")
-    os.environ["WORKBENCH_CHECKPOINTS"] = str(root)
-    try:
-        return workbench.train(name, preset, overrides, device="cpu", progress=False)
-    finally:
-        if old is None:
-            del os.environ["WORKBENCH_CHECKPOINTS"]
-        else:
-            os.environ["WORKBENCH_CHECKPOINTS"] = old
+    return workbench.train(name, preset, overrides, device="cpu", progress=False, root=root)
 
 
 @pytest.fixture(scope="session")

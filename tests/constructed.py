@@ -93,13 +93,12 @@ def constructed_weights(cfg: RunConfig, freqs: tuple[int, ...], scale: float = 8
     return {k: v.float() for k, v in W.items()}
 
 
-def write_constructed_run(name: str, p: int, freqs: tuple[int, ...]):
-    """A run directory (under $WORKBENCH_CHECKPOINTS) whose only checkpoint is the constructed model."""
+def write_constructed_run(root, name: str, p: int, freqs: tuple[int, ...]):
+    """A run directory under ``root`` whose only checkpoint is the constructed model."""
     from workbench import store
-    from workbench.train import _create_run
+    from workbench.train import create_run
 
     cfg = constructed_config(p, freqs)
-    path = store.checkpoints_root() / name
-    _create_run(path, cfg)
-    store.write_tensors(path / store.STEPS_DIR / store.step_filename(0), constructed_weights(cfg, freqs))
-    return store.open_run(name)
+    run = create_run(root / name, cfg)
+    store.write_checkpoint(run, 0, constructed_weights(cfg, freqs))
+    return run

@@ -41,18 +41,20 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(runs_root, capsys, arg
 
 
 def test_missing_run_lists_the_runs_that_exist(runs_root, capsys):
-    workbench.train("there", "smoke", {"epochs": 5}, device="cpu", progress=False)
+    workbench.train("there", "smoke", {"epochs": 5}, device="cpu", progress=False, root=runs_root)
+    workbench.train("also-here", "smoke", {"epochs": 5}, device="cpu", progress=False, root=runs_root)
     assert main(["info", "not-there"]) == 2
-    assert "runs in" in capsys.readouterr().err and "there" in capsys.readouterr().err + "there"
-    with pytest.raises(workbench.UsageError, match="no run at .*there"):
-        workbench.open_run("not-there")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.rstrip().endswith(f"runs in {runs_root}: also-here, there"), err
+    with pytest.raises(workbench.UsageError, match="no run at .*not-there; runs in .*: also-here, there$"):
+        workbench.open_run("not-there", runs_root)
 
 
 def test_second_trainer_on_a_busy_run_is_refused(runs_root):
     from workbench import store
 
-    workbench.train("busy", "smoke", {"epochs": 5}, device="cpu", progress=False)
-    path = runs_root / "busy"
-    with store.exclusive_lock(path, "training"):
+    run = workbench.train("busy", "smoke", {"epochs": 5}, device="cpu", progress=False, root=runs_root)
+    with store.training_lock(run):
         with pytest.raises(workbench.UsageError, match="busy: another process is training it"):
-            workbench.train("busy", device="cpu", progress=False)
+            workbench.train("busy", device="cpu", progress=False, root=runs_root)

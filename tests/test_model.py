@@ -11,6 +11,7 @@ from workbench.model import (
     build_bridge,
     initial_shapes,
     initial_weights,
+    load_bridge,
     weight_names,
 )
 from workbench.tasks import make_dataset
@@ -72,9 +73,9 @@ def test_checkpoint_reloads_into_a_fresh_bridge_with_logit_parity(smoke_run):
         weights = load_file(smoke_run.step_path(step))
         with torch.no_grad():
             trained = FastTransformer(cfg, weights)(tokens)
-            reloaded = smoke_run.model(step)(tokens)[:, -1]
+            reloaded = load_bridge(smoke_run, step)(tokens)[:, -1]
         assert (trained - reloaded).abs().max() <= 1e-5
-    logits, cache = smoke_run.model().run_with_cache(tokens)
+    logits, cache = load_bridge(smoke_run).run_with_cache(tokens)
     assert cache["blocks.0.mlp.hook_post"].shape == (len(tokens), 3, cfg.d_mlp)
     assert cache["blocks.0.attn.hook_pattern"].shape == (len(tokens), cfg.n_heads, 3, 3)
 

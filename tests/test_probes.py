@@ -24,7 +24,7 @@ from probes.fourier import (
 from probes.phases import detect_phases
 from tests.constructed import write_constructed_run
 from workbench.cli import main
-from workbench.runner import load_checkpoint
+from workbench.evaluate import evaluate_on_grid
 
 
 # ------------------------------------------------------------------------------------ analytic
@@ -52,7 +52,9 @@ def test_2d_transform_preserves_norm_and_inverts():
     assert torch.allclose(G.pow(2).sum((0, 1)), g.pow(2).sum((0, 1)))
     F = fourier_basis(13)
     assert torch.allclose(torch.einsum("xa,xyn,yb->abn", F, G, F), g)
-    assert torch.allclose(fourier_1d(g, 1), torch.einsum("yb,ayn->ayn", F.T, g.transpose(0, 1)).transpose(0, 1) * 0 + torch.einsum("kb,abn->akn", F, g))
+    # along axis 1 alone: coefficient k of row a is sum_b F[k, b] g[a, b]
+    assert torch.allclose(fourier_1d(g, 1), torch.einsum("kb,abn->akn", F, g))
+    assert not torch.allclose(fourier_1d(g, 1), fourier_1d(g, 0)), "the axis matters"
 
 
 def test_neuron_of_one_frequency_is_fully_explained_by_it():
@@ -126,7 +128,7 @@ def test_flat_spectrum_claims_no_key_frequencies():
 # --------------------------------------------------------------------------- constructed model
 @pytest.fixture
 def constructed(runs_root):
-    return write_constructed_run("constructed", 31, (3, 7, 11))
+    return write_constructed_run(runs_root, "constructed", 31, (3, 7, 11))
 
 
 def test_constructed_model_probes_find_exactly_its_frequencies(constructed):
@@ -154,12 +156,14 @@ def test_neuron_excluded_loss_equals_patching_hook_post(constructed):
     """The neuron-level excluded loss computed on tensors is the loss of the real model run with
     TransformerLens's run_with_hooks replacing mlp.hook_post by the ablated activations."""
     from probes.progress import key_directions, project
+    from workbench.model import load_bridge
+    from workbench.tasks import grid_tokens
 
-    ckpt = load_checkpoint(constructed, 0)
+    ckpt = evaluate_on_grid(constructed, 0)
     p = ckpt.p
     U = key_directions(p, 1, (3, 7, 11)).float()
-    model = constructed.model(0)
-    tokens = torch.stack([torch.arange(p).repeat_interleave(p), torch.arange(p).repeat(p), torch.full((p * p,), p)], 1)
+    model = load_bridge(constructed, 0)
+    tokens = grid_tokens(p)
 
     def ablate(acts, hook):
         last = acts[:, -1]
@@ -174,13 +178,13 @@ def test_neuron_excluded_loss_equals_patching_hook_post(constructed):
     assert measured["neuron_excluded_loss"] == pytest.approx(expected, rel=1e-4)
 
 
-def test_fast_engine_matches_the_bridge_hook_values(smoke_run):
+def test_factored_engine_matches_the_bridge_hook_values(smoke_run):
     """The runner's default engine (the factored forward) gives TransformerBridge.run_with_cache's
     values to float32 rounding; the probes read the same numbers either way."""
     step = smoke_run.steps[-1]
-    fast = load_checkpoint(smoke_run, step, engine="fast")
-    bridge = load_checkpoint(smoke_run, step, engine="bridge")
-    for name in ("logits", "neuron_acts", "resid_mid", "attention"):
+    fast = evaluate_on_grid(smoke_run, step, engine="factored")
+    bridge = evaluate_on_grid(smoke_run, step, engine="bridge")
+    for name in ("logits", "neuron_acts", "attention"):
         ref = getattr(bridge, name)
         err = (getattr(fast, name) - ref).abs().max().item()
         assert err <= 1e-5 * max(1.0, ref.abs().max().item()), (name, err)
@@ -192,32 +196,31 @@ def test_fast_engine_matches_the_bridge_hook_values(smoke_run):
 
 def test_fast_transformer_activations_are_bit_identical_to_the_bridge(smoke_run):
     """The training module's activations (the engine for deeper models) equal run_with_cache bit for bit."""
-    from workbench.model import FastTransformer, build_bridge, grid_activations
+    from workbench.model import FastTransformer, bridge_activations, build_bridge
 
     cfg = smoke_run.config
     weights = smoke_run.weights(smoke_run.steps[-1])
     tokens = smoke_run.dataset.tokens
     fast = FastTransformer(cfg, weights).activations(tokens)
-    bridge = grid_activations(build_bridge(cfg, weights), cfg, tokens)
-    for name in ("logits", "neuron_acts", "resid_mid", "attention"):
+    bridge = bridge_activations(build_bridge(cfg, weights), cfg, tokens)
+    for name in ("logits", "neuron_acts", "attention"):
         assert torch.equal(fast[name], bridge[name]), name
 
 
 # ---------------------------------------------------------------------------------------- null
 def test_random_model_has_no_key_frequencies(runs_root):
-    run = workbench.train("untrained", "fast", {"epochs": 1}, device="cpu", progress=False)
+    run = workbench.train("untrained", "fast", {"epochs": 1}, device="cpu", progress=False, root=runs_root)
     report = workbench.probe(run, steps="0", progress=False)
     assert report.key_frequencies["by_rule"] == {"neurons": [], "embed": [], "wl": []}
-    assert report.phases["steps"]["grokked"] is None and report.phases["steps"]["circuit_formation"] is None
+    assert report.phases.steps["grokked"] is None and report.phases.steps["circuit_formation"] is None
 
 
 @pytest.mark.slow
-def test_random_table_run_memorises_without_circuit_or_grokking(session_root, monkeypatch):
-    monkeypatch.setenv("WORKBENCH_CHECKPOINTS", str(session_root))
+def test_random_table_run_memorises_without_circuit_or_grokking(session_root):
     run = workbench.train("random-table", "fast", {"operation": "random", "epochs": 1200, "ckpt_every": 100, "ckpt_log": 0},
-                          device="cpu", progress=False)
+                          device="cpu", progress=False, root=session_root)
     report = workbench.probe(run, progress=False)
-    steps = report.phases["steps"]
+    steps = report.phases.steps
     assert steps["memorization"] is not None, "it does memorise"
     assert report.key_frequencies["key_freqs"] == []
     assert steps["circuit_formation"] is None and steps["cleanup"] is None and steps["grokked"] is None
@@ -227,7 +230,7 @@ def test_random_table_run_memorises_without_circuit_or_grokking(session_root, mo
 @pytest.mark.slow
 def test_fast_run_phases_come_in_order_and_restricted_loss_leads(fast_run):
     report = workbench.probe(fast_run, progress=False)
-    s = report.phases["steps"]
+    s = report.phases.steps
     assert None not in s.values(), s
     assert s["memorization"] < s["circuit_formation"] < s["cleanup"] <= s["grokked"]
     assert 1 <= len(report.key_frequencies["key_freqs"]) <= 8
@@ -248,7 +251,7 @@ def test_fast_run_phases_come_in_order_and_restricted_loss_leads(fast_run):
 
 # -------------------------------------------------------------------------------------- runner
 def test_rerun_is_cached_and_new_checkpoints_alone_are_computed(runs_root):
-    run = workbench.train("cache", "smoke", {"epochs": 50, "ckpt_every": 10}, device="cpu", progress=False)
+    run = workbench.train("cache", "smoke", {"epochs": 50, "ckpt_every": 10}, device="cpu", progress=False, root=runs_root)
     first = workbench.probe(run, progress=False)
     assert first.computed == {"fourier": 6, "progress": 6, "weights": 6, "attention": 6}
     tables = {n: (run.path / "probes" / f"{n}.csv").read_bytes() for n in first.tables}
@@ -259,7 +262,7 @@ def test_rerun_is_cached_and_new_checkpoints_alone_are_computed(runs_root):
     # here they stay empty, so the other tables stay valid)
     from workbench import store
 
-    store.write_tensors(run.step_path(55), run.weights(50))
+    store.write_checkpoint(run, 55, run.weights(50))
     more = workbench.probe(run, probes=["weights"], progress=False)
     assert more.computed == {"weights": 1}
     assert sorted(more.tables["weights"].step.unique()) == [0, 10, 20, 30, 40, 50, 55]
@@ -269,7 +272,7 @@ def test_rerun_is_cached_and_new_checkpoints_alone_are_computed(runs_root):
 
 
 def test_corrupt_checkpoint_is_named_and_the_rest_still_run(runs_root, capsys):
-    run = workbench.train("corrupt", "smoke", {"epochs": 30, "ckpt_every": 10}, device="cpu", progress=False)
+    run = workbench.train("corrupt", "smoke", {"epochs": 30, "ckpt_every": 10}, device="cpu", progress=False, root=runs_root)
     path = run.step_path(10)
     path.write_bytes(path.read_bytes()[:100])
     assert main(["probe", "corrupt", "--no-progress"]) == 1
@@ -291,7 +294,7 @@ def test_corrupt_checkpoint_is_named_and_the_rest_still_run(runs_root, capsys):
     ],
 )
 def test_probe_bad_input_is_one_line_exit_2(runs_root, capsys, argv, message):
-    workbench.train("cli", "smoke", {"epochs": 10}, device="cpu", progress=False)
+    workbench.train("cli", "smoke", {"epochs": 10}, device="cpu", progress=False, root=runs_root)
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
@@ -304,13 +307,13 @@ def test_two_probe_processes_leave_whole_tables(runs_root):
     import sys
     from pathlib import Path
 
-    workbench.train("twice", "smoke", {"epochs": 40, "ckpt_every": 5}, device="cpu", progress=False)
+    workbench.train("twice", "smoke", {"epochs": 40, "ckpt_every": 5}, device="cpu", progress=False, root=runs_root)
     env = {**os.environ, "WORKBENCH_CHECKPOINTS": str(runs_root)}
     root = Path(__file__).resolve().parents[1]
     procs = [subprocess.Popen([sys.executable, "-m", "workbench", "probe", "twice", "--no-progress"], cwd=root, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
     assert [p.wait() for p in procs] == [0, 0]
-    run = workbench.open_run("twice")
+    run = workbench.open_run("twice", runs_root)
     for name in ("fourier", "progress", "weights", "attention"):
         table = run.probe_table(name)
         assert sorted(table.step.unique()) == run.steps and table.value.notna().all()
@@ -320,4 +323,4 @@ def test_phases_need_memorisation_first():
     import pandas as pd
 
     metrics = pd.DataFrame({"step": [0, 10], "train_acc": [0.1, 0.5], "test_acc": [0.1, 0.1], "test_loss": [4.0, 4.0]})
-    assert set(detect_phases(metrics)["steps"].values()) == {None}
+    assert set(detect_phases(metrics).steps.values()) == {None}

@@ -38,7 +38,7 @@ def _has_data(fig: go.Figure) -> bool:
 
 def test_every_figure_function_returns_a_figure_with_data(smoke_run, probed_smoke):
     t, phases = probed_smoke.tables, probed_smoke.phases
-    ckpt = workbench.load_checkpoint(smoke_run, smoke_run.steps[-1])
+    ckpt = workbench.evaluate_on_grid(smoke_run, smoke_run.steps[-1])
     last = smoke_run.steps[-1]
     made = [
         figures.loss_curves(smoke_run.metrics, phases),

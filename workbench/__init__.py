@@ -1,25 +1,30 @@
 """The grokking workbench: train small transformers on modular arithmetic, checkpoint them,
 and load every checkpoint into TransformerLens to watch memorisation give way to an algorithm.
 
-Public API (what notebooks, the CLI and tests share):
+Public API (what notebooks, the CLI and tests share). Runs live under ``checkpoints/`` of the
+source tree unless a ``root=`` is given:
 
     >>> import workbench
     >>> run = workbench.train("demo", "fast")      # or open an existing one:
     >>> run = workbench.open_run("demo")
     >>> run.steps, run.metrics                     # checkpoint steps; a metrics DataFrame
-    >>> model = run.model(run.steps[-1])           # a TransformerLens TransformerBridge
+    >>> model = workbench.load_bridge(run, run.steps[-1])   # a TransformerLens TransformerBridge
     >>> logits, cache = model.run_with_cache(run.dataset.tokens)
-    >>> report = workbench.probe(run)              # every probe over every checkpoint
-    >>> report.tables["progress"], report.key_frequencies, report.phases
+    >>> results = workbench.probe(run)             # every probe over every checkpoint
+    >>> results.tables["progress"], results.key_frequencies, results.phases.steps
+    >>> inp = workbench.evaluate_on_grid(run, run.steps[-1])   # what the probes read
 """
 
 from workbench.config import RunConfig, load_config, preset_names
 from workbench.errors import UsageError
-from workbench.runner import ProbeReport, load_checkpoint, probe
+from workbench.evaluate import evaluate_on_grid
+from workbench.model import load_bridge
+from workbench.probe_options import ProbeOptions
+from workbench.runner import ProbeResults, probe
 from workbench.store import Run, open_run
 from workbench.train import train
 
 __all__ = [
-    "ProbeReport", "Run", "RunConfig", "UsageError", "load_checkpoint", "load_config", "open_run", "preset_names",
-    "probe", "train",
+    "ProbeOptions", "ProbeResults", "Run", "RunConfig", "UsageError", "evaluate_on_grid", "load_bridge", "load_config",
+    "open_run", "preset_names", "probe", "train",
 ]

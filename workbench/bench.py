@@ -92,9 +92,8 @@ def bench_fast() -> str:
     import workbench
 
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ["WORKBENCH_CHECKPOINTS"] = tmp
         t0 = time.perf_counter()
-        run = workbench.train("bench-fast", "fast", device="cpu", progress=False)
+        run = workbench.train("bench-fast", "fast", device="cpu", progress=False, root=Path(tmp))
         total = time.perf_counter() - t0
         metrics = run.metrics
         startup = run.provenance["sessions"][0]
@@ -117,8 +116,9 @@ def bench_fast() -> str:
 
 _PROBE_CHILD = """
 import json, sys, time
+from pathlib import Path
 import workbench
-run = workbench.open_run(sys.argv[1])
+run = workbench.open_run(sys.argv[1], root=Path(sys.argv[2]))
 t0 = time.perf_counter(); first = workbench.probe(run, progress=False); t1 = time.perf_counter()
 again = workbench.probe(run, progress=False); t2 = time.perf_counter()
 print(json.dumps({"first": t1 - t0, "rerun": t2 - t1, "n": len(run.steps), "computed": first.computed["fourier"],
@@ -130,19 +130,16 @@ def _synthetic_run(root: Path, name: str, n_checkpoints: int) -> None:
     """A nanda2023-sized run whose checkpoints are the initial weights plus noise (timing needs no training)."""
     from workbench import store
     from workbench.config import load_config
-    from workbench.train import _create_run
+    from workbench.model import initial_weights
+    from workbench.train import create_run
 
     cfg = load_config("nanda2023", {"epochs": n_checkpoints - 1, "ckpt_every": 1})
-    os.environ["WORKBENCH_CHECKPOINTS"] = str(root)
-    _create_run(root / name, cfg)
-    run = store.open_run(name)
-    from workbench.model import initial_weights
-
+    run = create_run(root / name, cfg)
     base = initial_weights(cfg)
     gen = torch.Generator().manual_seed(0)
     for step in range(n_checkpoints):
         noisy = {k: v + 0.01 * torch.randn(v.shape, generator=gen) for k, v in base.items()}
-        store.write_tensors(run.step_path(step), noisy)
+        store.write_checkpoint(run, step, noisy)
 
 
 def _grid_forward_rows(rounds: int = 9) -> list[tuple[str, str]]:
@@ -150,21 +147,21 @@ def _grid_forward_rows(rounds: int = 9) -> list[tuple[str, str]]:
     from workbench.config import load_config
     from workbench.model import (
         FastTransformer,
+        bridge_activations,
         build_bridge,
         factored_grid_activations,
-        grid_activations,
         initial_weights,
     )
+    from workbench.tasks import grid_tokens
 
     cfg = load_config("nanda2023", {})
-    weights, p = initial_weights(cfg), cfg.p
-    a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
-    tokens = torch.stack([a.flatten(), b.flatten(), torch.full((p * p,), p)], dim=1)
+    weights = initial_weights(cfg)
+    tokens = grid_tokens(cfg.p)
     bridge, fast, workspace = build_bridge(cfg, weights), FastTransformer(cfg, weights), {}
     variants = {
         "factored (default engine)": lambda: factored_grid_activations(cfg, weights, workspace),
         "FastTransformer.activations": lambda: fast.activations(tokens),
-        "TransformerBridge run_with_cache": lambda: grid_activations(bridge, cfg, tokens),
+        "TransformerBridge run_with_cache": lambda: bridge_activations(bridge, cfg, tokens),
     }
     times: dict[str, list[float]] = {k: [] for k in variants}
     for fn in variants.values():
@@ -189,8 +186,7 @@ def bench_probe() -> str:
         root = Path(tmp)
         for n in (50, 200):
             _synthetic_run(root, f"synthetic-{n}", n)
-            env = {**os.environ, "WORKBENCH_CHECKPOINTS": str(root)}
-            proc = subprocess.Popen([sys.executable, "-c", _PROBE_CHILD, f"synthetic-{n}"], env=env,
+            proc = subprocess.Popen([sys.executable, "-c", _PROBE_CHILD, f"synthetic-{n}", str(root)],
                                     stdout=subprocess.PIPE, text=True)
             out = proc.stdout.read()
             _, status, usage = os.wait4(proc.pid, 0)

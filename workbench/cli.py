@@ -1,6 +1,8 @@
 """Command line: a thin layer over the library API (``python -m workbench ...``, ``make ...``).
 
-Bad input (a `UsageError`) prints one line, ``error: ...``, to stderr and exits with 2.
+Bad input (a `UsageError`, a `store.DamagedFile` among them) prints one line, ``error: ...``, to
+stderr and exits with 2. Runs live under ``$WORKBENCH_CHECKPOINTS`` when it is set, else under
+``checkpoints/``: this is the only place the environment is read.
 
 Example:
     $ python -m workbench train demo --preset fast epochs=3000
@@ -10,10 +12,22 @@ Example:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from workbench.errors import UsageError
+
+ROOT_VARIABLE = "WORKBENCH_CHECKPOINTS"
+
+
+def runs_root() -> Path:
+    """``$WORKBENCH_CHECKPOINTS``, else the library's default (``checkpoints/``)."""
+    from workbench.store import default_root
+
+    env = os.environ.get(ROOT_VARIABLE)
+    return Path(env) if env else default_root()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -22,6 +36,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from probes import REGISTRY
+
     parser = _Parser(prog="python -m workbench", description="Train grokking runs and look inside them.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -30,22 +46,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default=None, help="preset name or config file (default: fast, or the run's own config)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--stop-after", type=int, default=None, help="stop once this step is saved (resumable)")
+    p.add_argument("--from-last-checkpoint", action="store_true",
+                   help="rebuild a damaged resume state from the last readable checkpoint (fresh optimiser moments)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.epilog = "Any config field can follow as key=value, e.g. epochs=20000 lr=3e-3 (see `python -m workbench presets`)."
 
     p = sub.add_parser("probe", help="measure every checkpoint of a run; write tables; print a summary")
     p.add_argument("run", help="run name or path")
-    p.add_argument("--probes", default=None, help="comma-separated probe names (default: all)")
+    p.add_argument("--probes", default=None, help="comma-separated probe names (default: all): " + "; ".join(
+        f"{spec.name} ({spec.doc})" for spec in REGISTRY.values()))
     p.add_argument("--steps", default=None, help="all (default), last, A:B or a comma list of steps")
-    p.add_argument("--engine", default="fast", choices=("fast", "bridge"),
-                   help="activations from the factored fast path (default; equal to the bridge to float32 rounding) or a TransformerBridge run_with_cache")
-    p.add_argument("--key-freqs", default=None, help="comma-separated key frequencies (default: from the final checkpoint)")
+    _probe_option_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.epilog = ("Probe settings follow as key=value: neuron_threshold=0.85 min_cluster_frac=0.02 "
-                "norm_rel_threshold=0.1 norm_min_share=1.5 key_rule=neurons|embed|wl.")
 
     p = sub.add_parser("report", help="probe (cached), then write report/index.html and PNG/SVG/PDF figures")
     p.add_argument("run", help="run name or path")
+    _probe_option_arguments(p)
     p.add_argument("--no-images", action="store_true", help="HTML only, no static images")
 
     p = sub.add_parser("runs", help="list runs")
@@ -57,8 +73,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _probe_option_arguments(p: argparse.ArgumentParser) -> None:
+    from workbench.model import ENGINES
+
+    p.add_argument("--engine", default=None, choices=ENGINES,
+                   help="factored: the factored forward (the default; equal to the bridge to float32 rounding); "
+                        "bridge: a TransformerBridge run_with_cache (default: what the run was last probed with)")
+    p.add_argument("--key-freqs", default=None,
+                   help="comma-separated key frequencies, or 'auto' to take them from the final checkpoint again")
+    p.add_argument("--default-settings", action="store_true", help="start from the default settings, not the run's current ones")
+    p.epilog = ("Probe settings follow as key=value: neuron_threshold=0.85 min_cluster_frac=0.02 norm_rel_threshold=0.1 "
+                "norm_min_share=1.5 key_rule=neurons|embed|wl. They change the run's current settings, which later "
+                "`probe` and `report` commands use.")
+
+
+def _probe_options(args: argparse.Namespace) -> dict:
+    """The probe keyword arguments a probe or report command gives."""
+    from probes import ProbeSettings
+    from workbench.config import parse_overrides
+
+    return {"settings": ProbeSettings() if args.default_settings else None, "overrides": parse_overrides(args.overrides),
+            "engine": args.engine, "key_freqs": args.key_freqs}
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from workbench.config import parse_overrides
+    from workbench.summary import metrics_line
     from workbench.train import train
 
     run = train(
@@ -68,55 +108,46 @@ def _cmd_train(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
         stop_after=args.stop_after,
+        root=runs_root(),
+        from_last_checkpoint=args.from_last_checkpoint,
     )
-    rows = run.metrics_rows
-    if rows:
-        last = rows[-1]
-        print(
-            f"{run.name}: step {last['step']}/{run.config.epochs}  train loss {last['train_loss']:.3g} "
-            f"acc {last['train_acc']:.1%}  test loss {last['test_loss']:.3g} acc {last['test_acc']:.1%}  -> {run.path}"
-        )
+    if run.last_metrics:
+        print(f"{run.name}: {metrics_line(run.last_metrics, run.config.epochs)}  -> {run.path}")
     return 0
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
-    from workbench.config import parse_overrides
-    from workbench.runner import probe, settings_from
+    from workbench.runner import probe
 
     names = [n.strip() for n in args.probes.split(",") if n.strip()] if args.probes else None
-    key_freqs = None
-    if args.key_freqs is not None:
-        try:
-            key_freqs = [int(k) for k in args.key_freqs.split(",") if k.strip()]
-        except ValueError:
-            raise UsageError(f"--key-freqs must be comma-separated integers, got {args.key_freqs!r}") from None
-    report = probe(args.run, names, args.steps, settings_from(parse_overrides(args.overrides)),
-                   key_freqs=key_freqs, progress=not args.no_progress, engine=args.engine)
-    print(report.summary())
-    print(f"tables: {report.run.path / 'probes'}")
-    return 1 if report.skipped else 0
+    results = probe(args.run, names, args.steps, progress=not args.no_progress, root=runs_root(), **_probe_options(args))
+    print(results.summary())
+    print(f"tables: {results.run.path / 'probes'}")
+    return 1 if results.skipped else 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from workbench.report import build_report
 
-    result = build_report(args.run, formats=() if args.no_images else ("png", "svg", "pdf"), progress=True)
+    result = build_report(args.run, formats=() if args.no_images else ("png", "svg", "pdf"), progress=True,
+                          root=runs_root(), **_probe_options(args))
     if result.image_error:
         print(f"note: {result.image_error}", file=sys.stderr)
+    print(f"probe options: {result.options.describe()}")
     print(f"{len(result.figures)} figures, {len(result.images)} image files")
     print(f"report: {result.index}")
     return 0
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
-    from workbench.store import CONFIG, checkpoints_root, open_run
+    from workbench.store import list_runs, open_run
 
-    root = checkpoints_root()
-    names = sorted(p.name for p in root.iterdir() if (p / CONFIG).is_file()) if root.is_dir() else []
+    root = runs_root()
+    names = list_runs(root)
     if not names:
         print(f"no runs in {root}; train one with `make train RUN=<name>`")
     for name in names:
-        run = open_run(name)
+        run = open_run(name, root)
         state = "complete" if run.is_complete else f"at step {run.state_step}"
         print(f"{name:20s} {run.config.operation} p={run.config.p}  {len(run.steps)} checkpoints  {state}")
     return 0
@@ -124,8 +155,9 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from workbench.store import open_run
+    from workbench.summary import metrics_line
 
-    run = open_run(args.run)
+    run = open_run(args.run, runs_root())
     cfg = run.config
     steps = run.steps
     print(f"run {run.name}  ({run.path})")
@@ -134,11 +166,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"  training AdamW lr {cfg.lr:g}, wd {cfg.weight_decay:g}, {cfg.epochs} epochs; "
           f"{'complete' if run.is_complete else f'resumable at step {run.state_step}'}")
     print(f"  checkpoints {len(steps)}" + (f" (steps {steps[0]}..{steps[-1]})" if steps else ""))
-    rows = run.metrics_rows
-    if rows:
-        last = rows[-1]
-        print(f"  last eval step {last['step']}: train loss {last['train_loss']:.3g} acc {last['train_acc']:.1%}, "
-              f"test loss {last['test_loss']:.3g} acc {last['test_acc']:.1%}")
+    if run.last_metrics:
+        print(f"  last eval {metrics_line(run.last_metrics)}")
     return 0
 
 
@@ -157,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, extra = parser.parse_known_args(argv)
         # key=value overrides may sit anywhere on a train command line
         args.overrides = [e for e in extra if not e.startswith("-")]
-        stray = [e for e in extra if e not in args.overrides or args.command not in ("train", "probe")]
+        stray = [e for e in extra if e not in args.overrides or args.command not in ("train", "probe", "report")]
         if stray:
             parser.error(f"unrecognized arguments: {' '.join(stray)}")
         command = {"train": _cmd_train, "probe": _cmd_probe, "report": _cmd_report, "runs": _cmd_runs, "info": _cmd_info, "presets": _cmd_presets}[args.command]

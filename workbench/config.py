@@ -83,9 +83,6 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def replace(self, **changes: Any) -> RunConfig:
-        return from_dict({**self.to_dict(), **changes})
-
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 FIELD_TYPES: dict[str, type] = {f.name: _TYPES[str(f.type)] for f in fields(RunConfig)}

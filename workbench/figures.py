@@ -1,7 +1,9 @@
-"""Figures: pure functions of probe tables (or of one `probes.Checkpoint`) -> plotly Figure.
+"""Plotly figures: pure functions of probe tables (or of one `probes.CheckpointOnGrid`) -> plotly Figure.
 
-Nothing here reads or writes files; `workbench.report` writes them. Every figure that has a
-step axis takes ``phases`` (the ``phases.json`` dict) and shades the detected phases.
+Nothing here reads or writes files; `workbench.report` writes them (circuitsvis views are in
+`workbench.circuitsvis_html`). Every figure that has a step axis takes ``phases`` (a
+`probes.phases.Phases` or the ``phases.json`` dict) and shades the detected phases. Figures that
+draw the neuron clusters take the ``threshold`` the run was probed with.
 
     loss_curves(metrics, phases)                         train/test loss (log) and accuracy
     progress_measures(progress, weights, fourier, phases) excluded/restricted loss, ratio,
@@ -10,12 +12,12 @@ step axis takes ``phases`` (the ``phases.json`` dict) and shades the detected ph
     embedding_norms_heatmap(fourier)                     step x frequency
     embedding_norms_animation(fourier)                   bar chart with a slider over steps
     key_frequency_emergence(fourier, key_freqs)          norm of each key frequency over training
-    neuron_grids(ckpt, key_freqs)                        representative neurons of each cluster over (a, b)
-    neuron_fraction_histogram(fourier, step)             each neuron's best explained fraction
+    neuron_grids(inp, key_freqs, threshold)              representative neurons of each cluster over (a, b)
+    neuron_fraction_histogram(fourier, step, threshold)  each neuron's best explained fraction
     cluster_sizes(fourier, step)                         neurons per frequency cluster
-    wl_fourier(ckpt)                                     W_L in the Fourier basis (neurons x basis)
-    logit_spectrum(ckpt)                                 2-D Fourier spectrum of the logits over (a, b)
-    attention_grids(ckpt)                                attention from "=" to a, per head, over (a, b)
+    wl_fourier(inp, threshold)                           W_L in the Fourier basis (neurons x basis)
+    logit_spectrum(inp)                                  2-D Fourier spectrum of the logits over (a, b)
+    attention_grids(inp)                                 attention from "=" to a, per head, over (a, b)
     attention_over_training(attention, phases)           attention to a / b / "=" per head
 
 Example:
@@ -29,7 +31,16 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from probes.fourier import basis_names, fourier_2d, fourier_basis, neuron_clusters, neuron_frequency_fractions
+from probes.fourier import (
+    NEURON_FRACTION_BINS,
+    basis_names,
+    fourier_2d,
+    fourier_basis,
+    neuron_clusters,
+    neuron_frequency_fractions,
+)
+from probes.phases import Phases
+from probes.settings import NEURON_THRESHOLD
 
 PHASE_COLOURS = {
     "memorization": "rgba(99, 110, 250, 0.12)",
@@ -41,21 +52,28 @@ PHASE_LABELS = {"memorization": "memorisation", "circuit_formation": "circuit fo
                 "grokked": "grokked"}
 
 
-def _measure(table, measure: str, frequency: int | None = 0):
+def _measure(table, measure: str):
+    """The run-level rows of one measure (those with no frequency), by step."""
     rows = table[table.measure == measure]
-    if frequency is not None and "frequency" in rows:
-        rows = rows[rows.frequency == frequency]
+    if "frequency" in rows:
+        rows = rows[rows.frequency.isna()]
     return rows.sort_values("step")
 
 
-def add_phase_bands(fig: go.Figure, phases: dict | None, last_step: int, rows: int = 1, cols: int = 1) -> go.Figure:
+def _phase_steps(phases: Phases | dict | None) -> dict[str, int | None] | None:
+    if phases is None:
+        return None
+    return phases.steps if isinstance(phases, Phases) else phases["steps"]
+
+
+def add_phase_bands(fig: go.Figure, phases: Phases | dict | None, last_step: int, rows: int = 1, cols: int = 1) -> go.Figure:
     """Shade [start of phase, start of next phase) for every phase that happened.
 
     The memorisation band starts at step 0 (the phase that ends at the memorisation step); the
     grokked band runs to the last step."""
-    if not phases:
+    s = _phase_steps(phases)
+    if not s:
         return fig
-    s = phases["steps"]
     edges = [("memorization", 0, s.get("memorization"))]
     order = ["circuit_formation", "cleanup", "grokked"]
     starts = [(name, s.get(name)) for name in order if s.get(name) is not None]
@@ -185,9 +203,9 @@ def key_frequency_emergence(fourier, key_freqs, phases: dict | None = None) -> g
     return add_phase_bands(fig, phases, int(mat.index.max()) if len(mat) else 0)
 
 
-def neuron_grids(ckpt, key_freqs, threshold: float = 0.85, per_cluster: int = 2) -> go.Figure:
+def neuron_grids(inp, key_freqs, threshold: float = NEURON_THRESHOLD, per_cluster: int = 2) -> go.Figure:
     """MLP activations at "=" over the (a, b) grid for the most-explained neurons of each cluster."""
-    fractions = neuron_frequency_fractions(ckpt.neuron_acts)
+    fractions = neuron_frequency_fractions(inp.neuron_acts)
     clusters = neuron_clusters(fractions, threshold)
     chosen = []
     for k in list(key_freqs) or sorted(set(clusters.tolist()) - {0}):
@@ -196,72 +214,75 @@ def neuron_grids(ckpt, key_freqs, threshold: float = 0.85, per_cluster: int = 2)
             best = fractions[k - 1, members].argsort(descending=True)[:per_cluster]
             chosen += [(k, int(members[i])) for i in best]
     if not chosen:  # no clusters: show the highest-variance neurons
-        top = ckpt.neuron_acts.reshape(-1, ckpt.neuron_acts.shape[-1]).var(0).argsort(descending=True)[:4]
+        top = inp.neuron_acts.reshape(-1, inp.neuron_acts.shape[-1]).var(0).argsort(descending=True)[:4]
         chosen = [(0, int(n)) for n in top]
     cols = min(4, len(chosen))
     nrows = (len(chosen) + cols - 1) // cols
     fig = make_subplots(rows=nrows, cols=cols, subplot_titles=[
         f"neuron {n}" + (f" (k = {k})" if k else "") for k, n in chosen])
     for i, (_, n) in enumerate(chosen):
-        fig.add_trace(go.Heatmap(z=ckpt.neuron_acts[..., n].numpy(), coloraxis="coloraxis"), i // cols + 1, i % cols + 1)
+        fig.add_trace(go.Heatmap(z=inp.neuron_acts[..., n].numpy(), coloraxis="coloraxis"), i // cols + 1, i % cols + 1)
     fig.update_layout(coloraxis={"colorscale": "RdBu", "colorbar_title": "act"})
     fig.update_xaxes(title="b")
     fig.update_yaxes(title="a", autorange="reversed")
-    return _style(fig, f"MLP neurons over (a, b) at step {ckpt.step}", height=260 * nrows + 80)
+    return _style(fig, f"MLP neurons over (a, b) at step {inp.step}", height=260 * nrows + 80)
 
 
-def neuron_fraction_histogram(fourier, step: int) -> go.Figure:
-    """Histogram of each neuron's largest single-frequency fraction of variance (0.85 cut-off)."""
-    rows = fourier[(fourier.measure == "neuron_fraction_hist") & (fourier.step == step)].sort_values("frequency")
-    centres = (rows.frequency + 0.5) * 0.05
-    fig = go.Figure(go.Bar(x=centres, y=rows.value, width=0.05, marker_color="#636efa"))
-    fig.add_vline(x=0.85, line_dash="dash", annotation_text="0.85")
+def neuron_fraction_histogram(fourier, step: int, threshold: float = NEURON_THRESHOLD) -> go.Figure:
+    """Histogram of each neuron's largest single-frequency fraction of variance, with the cut-off."""
+    rows = fourier[(fourier.measure == "neuron_fraction_hist") & (fourier.step == step)].sort_values("bin")
+    width = 1.0 / NEURON_FRACTION_BINS
+    centres = (rows["bin"].astype(float) + 0.5) * width
+    fig = go.Figure(go.Bar(x=centres, y=rows.value, width=width, marker_color="#636efa"))
+    fig.add_vline(x=threshold, line_dash="dash", annotation_text=f"{threshold:g}")
     fig.update_xaxes(title="fraction of variance explained by the best frequency", range=[0, 1])
     fig.update_yaxes(title="neurons")
     return _style(fig, f"How Fourier-pure are the neurons? (step {step})")
 
 
 def cluster_sizes(fourier, step: int) -> go.Figure:
-    """Neurons per frequency cluster; k = 0 is the unexplained cluster."""
+    """Neurons per frequency cluster; the row with no frequency is the unexplained neurons."""
+    import pandas as pd
+
     rows = fourier[(fourier.measure == "cluster_size") & (fourier.step == step) & (fourier.value > 0)]
-    labels = ["unexplained" if k == 0 else f"k = {k}" for k in rows.frequency]
+    labels = ["unexplained" if pd.isna(k) else f"k = {int(k)}" for k in rows.frequency]
     fig = go.Figure(go.Bar(x=labels, y=rows.value, marker_color="#00cc96"))
     fig.update_yaxes(title="neurons")
     return _style(fig, f"Neuron clusters at step {step}")
 
 
-def wl_fourier(ckpt) -> go.Figure:
+def wl_fourier(inp, threshold: float = NEURON_THRESHOLD) -> go.Figure:
     """|W_L F^T|: each neuron's direct logit effect in the Fourier basis; neurons sorted by cluster."""
-    wl = ckpt.W_out.double() @ ckpt.W_U.double()  # [d_mlp, p]
-    coeff = wl @ fourier_basis(ckpt.p).T
-    order = neuron_clusters(neuron_frequency_fractions(ckpt.neuron_acts)).argsort(stable=True)
-    fig = go.Figure(go.Heatmap(z=coeff[order].abs().numpy(), x=basis_names(ckpt.p), colorscale="Blues",
+    wl = inp.W_out.double() @ inp.W_U.double()  # [d_mlp, p]
+    coeff = wl @ fourier_basis(inp.p).T
+    order = neuron_clusters(neuron_frequency_fractions(inp.neuron_acts), threshold).argsort(stable=True)
+    fig = go.Figure(go.Heatmap(z=coeff[order].abs().numpy(), x=basis_names(inp.p), colorscale="Blues",
                                colorbar_title="|coef|"))
     fig.update_xaxes(title="Fourier component of the logit axis")
     fig.update_yaxes(title="neuron (sorted by cluster)")
-    return _style(fig, f"W_L = W_out W_U in the Fourier basis (step {ckpt.step})", height=520)
+    return _style(fig, f"W_L = W_out W_U in the Fourier basis (step {inp.step})", height=520)
 
 
-def logit_spectrum(ckpt) -> go.Figure:
+def logit_spectrum(inp) -> go.Figure:
     """Norm over c of the 2-D Fourier transform of the logits over (a, b)."""
-    spec = fourier_2d(ckpt.logits.double()).pow(2).sum(-1).sqrt()
-    names = basis_names(ckpt.p)
+    spec = fourier_2d(inp.logits.double()).pow(2).sum(-1).sqrt()
+    names = basis_names(inp.p)
     fig = go.Figure(go.Heatmap(z=spec.numpy(), x=names, y=names, colorscale="Blues", colorbar_title="norm"))
     fig.update_xaxes(title="Fourier component over b")
     fig.update_yaxes(title="Fourier component over a", autorange="reversed")
-    return _style(fig, f"2-D Fourier spectrum of the logits (step {ckpt.step})", height=620)
+    return _style(fig, f"2-D Fourier spectrum of the logits (step {inp.step})", height=620)
 
 
-def attention_grids(ckpt) -> go.Figure:
+def attention_grids(inp) -> go.Figure:
     """Attention from "=" to a for each head, over the (a, b) grid."""
-    H = ckpt.attention.shape[2]
+    H = inp.attention.shape[2]
     fig = make_subplots(rows=1, cols=H, subplot_titles=[f"head {h}" for h in range(H)])
     for h in range(H):
-        fig.add_trace(go.Heatmap(z=ckpt.attention[:, :, h, 0].numpy(), coloraxis="coloraxis"), 1, h + 1)
+        fig.add_trace(go.Heatmap(z=inp.attention[:, :, h, 0].numpy(), coloraxis="coloraxis"), 1, h + 1)
     fig.update_layout(coloraxis={"colorscale": "Viridis", "cmin": 0, "cmax": 1, "colorbar_title": "attn"})
     fig.update_xaxes(title="b")
     fig.update_yaxes(title="a", autorange="reversed")
-    return _style(fig, f'Attention from "=" to a over (a, b) (step {ckpt.step})', height=340)
+    return _style(fig, f'Attention from "=" to a over (a, b) (step {inp.step})', height=340)
 
 
 def attention_over_training(attention, phases: dict | None = None) -> go.Figure:

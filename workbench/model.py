@@ -1,6 +1,10 @@
-"""The one place that knows TransformerLens: building bridges, weight names, the fast trainer.
+"""The one place that knows TransformerLens: building bridges, weight and hook names, the fast trainer.
 
-Two views of the same weights:
+Nothing else in the workbench imports TransformerLens or spells a state-dict or hook name (a
+test enforces it): the store keeps tensors under whatever names this module gives them, the
+trainer asks it for parameters, and the probes receive plain matrices (`probe_weights`).
+
+Three views of the same weights:
 
 * `build_bridge` — a TransformerLens 4.x ``TransformerBridge`` (``boot_native``) holding a
   checkpoint: the model that every probe, notebook and figure uses, with the usual hook names
@@ -15,6 +19,10 @@ Two views of the same weights:
   grid: the forward pass factored into per-token tables (equal to the bridge to float32
   rounding, tested; ~0.16x the time of the bridge's ``run_with_cache``, `make bench`).
 
+`grid_activations` picks among them by *engine*: ``factored`` (the default: the factored
+forward for one layer, `FastTransformer` for deeper models) or ``bridge`` (one
+``TransformerBridge.run_with_cache``).
+
 Architecture (Nanda et al. 2023): token + learned position embedding, ``n_layers`` blocks of
 causal multi-head attention and a two-layer MLP added to the residual stream, no LayerNorm,
 unembedding without bias. Attention scores are scaled by 1/sqrt(d_head).
@@ -28,12 +36,18 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from jaxtyping import Float, Int
+from torch import Tensor, nn
 
 from workbench.config import RunConfig
+from workbench.errors import UsageError
+
+if TYPE_CHECKING:
+    from workbench.store import Run
 
 # Bridge state-dict names. Every checkpoint file uses exactly these keys.
 EMBED = "embed.weight"  # [d_vocab, d_model]
@@ -126,6 +140,35 @@ def weight_names(cfg: RunConfig) -> list[str]:
     return list(initial_shapes(cfg))
 
 
+def misfit_weights(cfg: RunConfig, weights: dict[str, torch.Tensor]) -> str | None:
+    """None if ``weights`` is a full state dict of this config's model, else what is wrong."""
+    shapes = initial_shapes(cfg)
+    missing = sorted(set(shapes) - set(weights))
+    if missing:
+        return f"missing {', '.join(missing)}"
+    wrong = [f"{k} {tuple(weights[k].shape)} (expected {tuple(v)})" for k, v in shapes.items() if weights[k].shape != v]
+    return f"misshapen {', '.join(wrong)}" if wrong else None
+
+
+def probe_weights(cfg: RunConfig, weights: dict[str, torch.Tensor]) -> dict:
+    """The matrices the probes read, in the papers' (TransformerLens) orientation:
+    W_E [p, d_model] (number tokens only), W_out [d_mlp, d_model] and W_U [d_model, p] of the last
+    block, and params: every trainable tensor by name (the unembedding bias is a fixed zero)."""
+    last = cfg.n_layers - 1
+    return {
+        "W_E": weights[EMBED][: cfg.p],
+        "W_out": weights[block_key(last, "mlp.out.weight")].T,
+        "W_U": weights[UNEMBED].T,
+        "params": {k: v for k, v in weights.items() if k != UNEMBED_BIAS},
+    }
+
+
+def trainable_names(cfg: RunConfig, freeze_biases: bool = False) -> list[str]:
+    """The weights the optimiser updates (all but the fixed unembedding bias, and the biases too
+    when they are frozen)."""
+    return [n for n in weight_names(cfg) if n != UNEMBED_BIAS and not (freeze_biases and n.endswith("bias"))]
+
+
 class FastTransformer(nn.Module):
     """Training view of the bridge's weights; ``forward`` returns the final-position logits.
 
@@ -185,17 +228,17 @@ class FastTransformer(nn.Module):
             record["neuron_acts"] = hidden[:, -1]
         return self._linear(hidden, block_key(layer, "mlp.out"))
 
-    def activations(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+    def activations(self, tokens: Int[Tensor, "n 3"]) -> dict[str, torch.Tensor]:
         """What the probes read, at the ``=`` position, computed with the same operations as the
         bridge (equal to its ``run_with_cache`` values; tested) but only where they are needed:
-        logits [n, p], neuron_acts [n, d_mlp] (``mlp.hook_post``), resid_mid [n, d_model]
-        (``hook_resid_mid``), attention [n, n_heads, 3] (``attn.hook_pattern`` row of ``=``)."""
+        logits [n, p], neuron_acts [n, d_mlp] (last block ``mlp.hook_post``), attention
+        [n, n_heads, 3] (last block ``attn.hook_pattern`` row of ``=``)."""
         record: dict[str, torch.Tensor] = {}
         with torch.no_grad():
             record["logits"] = self.forward(tokens, record)
         return record
 
-    def forward(self, tokens: torch.Tensor, record: dict | None = None) -> torch.Tensor:
+    def forward(self, tokens: Int[Tensor, "batch 3"], record: dict | None = None) -> Float[Tensor, "batch p"]:
         """tokens: [batch, 3] -> logits at the ``=`` position: [batch, p]."""
         # F.embedding, not W[tokens]: its CPU backward sums each row in a fixed order (deterministic)
         resid = F.embedding(tokens, self.w(EMBED)) + self.w(POS_EMBED)  # [batch, 3, d_model]
@@ -212,8 +255,6 @@ class FastTransformer(nn.Module):
                 resid = resid[:, -1:]
             rec = record if last else None
             resid = resid + self._attend(layer, q, k, v, last_only=last, record=rec)
-            if rec is not None:
-                rec["resid_mid"] = resid[:, -1]
             resid = resid + self._mlp(layer, resid, record=rec)
         return F.linear(resid[:, -1], self.w(UNEMBED), self.w(UNEMBED_BIAS))
 
@@ -222,18 +263,75 @@ def _attr(name: str) -> str:
     return name.replace(".", "__")
 
 
-def grid_activations(bridge, cfg: RunConfig, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+def load_bridge(run: Run, step: int | None = None, device: str | torch.device = "cpu"):
+    """A fresh TransformerLens ``TransformerBridge`` holding ``run``'s checkpoint at ``step``
+    (default: the last)."""
+    if step is None:
+        step = run.steps[-1]
+    return build_bridge(run.config, run.weights(step), device=device)
+
+
+def pattern_hook(cfg: RunConfig) -> str:
+    """The hook holding the last block's attention pattern [batch, heads, query, key]."""
+    return f"blocks.{cfg.n_layers - 1}.attn.hook_pattern"
+
+
+def attention_patterns(bridge, cfg: RunConfig, tokens: Int[Tensor, "n 3"]) -> Float[Tensor, "n heads 3 3"]:
+    """The last block's full attention pattern on ``tokens``, from the bridge's own hook."""
+    hook = pattern_hook(cfg)
+    with torch.no_grad():
+        _, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n == hook)
+    return cache[hook]
+
+
+ENGINES = ("factored", "bridge")
+DEFAULT_ENGINE = "factored"
+
+
+def check_engine(engine: str) -> str:
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
+    return engine
+
+
+def grid_activations(
+    cfg: RunConfig,
+    weights: dict[str, torch.Tensor],
+    tokens: Int[Tensor, "n 3"],
+    engine: str = DEFAULT_ENGINE,
+    workspace: dict | None = None,
+    bridge=None,
+) -> dict[str, torch.Tensor]:
+    """What the probes read on ``tokens`` (the full grid, `tasks.grid_tokens`) by one engine:
+    logits [n, p], neuron_acts [n, d_mlp], attention [n, n_heads, 3], all at ``=`` (last block).
+
+    ``factored``: `factored_grid_activations` for one layer (``workspace`` reuses its buffers),
+    `FastTransformer.activations` for deeper models; ``bridge``: `bridge_activations` on
+    ``bridge`` (loaded with ``weights``) or on a freshly built one.
+    """
+    check_engine(engine)
+    if engine == "factored" and cfg.n_layers == 1:
+        return factored_grid_activations(cfg, weights, workspace)
+    if engine == "factored":
+        return FastTransformer(cfg, weights).activations(tokens)
+    if bridge is None:
+        bridge = build_bridge(cfg, weights)
+    else:
+        bridge.load_state_dict(weights, strict=True)
+    return bridge_activations(bridge, cfg, tokens)
+
+
+def bridge_activations(bridge, cfg: RunConfig, tokens: Int[Tensor, "n 3"]) -> dict[str, torch.Tensor]:
     """One ``run_with_cache`` over ``tokens`` [n, 3]; what the probes read, at the ``=`` position.
     (`FastTransformer.activations` returns the same tensors in ~0.4x the time, `make bench`.)
 
-    Returns logits [n, p], neuron_acts [n, d_mlp] (last block ``mlp.hook_post``), resid_mid
-    [n, d_model] (last block), attention [n, n_heads, 3] (``attn.hook_pattern`` row of ``=``).
+    Returns logits [n, p], neuron_acts [n, d_mlp] (last block ``mlp.hook_post``), attention
+    [n, n_heads, 3] (last block ``attn.hook_pattern`` row of ``=``).
     """
     last = cfg.n_layers - 1
     names = {
         "neuron_acts": f"blocks.{last}.mlp.hook_post",
-        "resid_mid": f"blocks.{last}.hook_resid_mid",
-        "attention": f"blocks.{last}.attn.hook_pattern",
+        "attention": pattern_hook(cfg),
     }
     with torch.no_grad():
         logits, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n in names.values())
@@ -277,8 +375,8 @@ def factored_grid_activations(
     `FastTransformer.activations` and ~0.16x the bridge's (`make bench`). The values equal the bridge's ``run_with_cache`` to float32 rounding
     (summation order differs; tested to 1e-5 relative), not bit for bit as `FastTransformer`.
 
-    Returns logits [p^2, p], neuron_acts [p^2, d_mlp], resid_mid [p^2, d_model],
-    attention [p^2, n_heads, 3], rows in (a, b) row-major order (index a * p + b).
+    Returns logits [p^2, p], neuron_acts [p^2, d_mlp], attention [p^2, n_heads, 3], rows in
+    (a, b) row-major order (index a * p + b).
 
     ``workspace``: a dict the caller keeps between calls; the large outputs and temporaries are
     written into tensors kept there instead of fresh allocations (a checkpoint loop then touches
@@ -321,5 +419,4 @@ def factored_grid_activations(
         W_U = w[UNEMBED]
         logits = torch.mm(acts, (W_U @ blk("mlp.out.weight")).T, out=_buffer(workspace, "logits", (p * p, p)))
         logits += (resid_mid.reshape(p * p, -1) + blk("mlp.out.bias")) @ W_U.T + w[UNEMBED_BIAS]
-    return {"logits": logits, "neuron_acts": acts, "resid_mid": resid_mid.reshape(p * p, -1),
-            "attention": pattern.reshape(p * p, H, 3)}
+    return {"logits": logits, "neuron_acts": acts, "attention": pattern.reshape(p * p, H, 3)}

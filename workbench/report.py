@@ -7,6 +7,10 @@ given the run: element ids are fixed and nothing random or time-stamped goes in.
 Static images need a browser: kaleido drives Debian's Chromium (``make setup`` installs it).
 Without one the report says so on the page and in the return value, and keeps the HTML.
 
+The report shows the run as probed with its current probe options (`ProbeOptions`: what
+`make probe` last used), or with the options given to it (``SET=``, ``ENGINE=``), which then
+become the run's current ones; the page states which, and lists them.
+
 Example:
     >>> result = build_report("demo")
     >>> result.index                       # .../checkpoints/demo/report/index.html
@@ -17,13 +21,19 @@ from __future__ import annotations
 import html
 import json
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import plotly.graph_objects as go
 
-from workbench import figures, store, visuals
-from workbench.runner import load_checkpoint, probe
+from probes import ProbeSettings
+from workbench import circuitsvis_html, figures, model, store
+from workbench.evaluate import evaluate_on_grid
+from workbench.probe_options import ProbeOptions
+from workbench.runner import ProbeResults, probe
+from workbench.summary import metrics_line
 
 FORMATS = ("png", "svg", "pdf")
 
@@ -32,6 +42,7 @@ FORMATS = ("png", "svg", "pdf")
 class ReportResult:
     index: Path
     figures: list[str]
+    options: ProbeOptions
     images: list[Path] = field(default_factory=list)
     image_error: str | None = None
 
@@ -42,10 +53,10 @@ def _nearest(steps: list[int], target: int | None) -> int | None:
     return min(steps, key=lambda s: (abs(s - target), s))
 
 
-def story_steps(run: store.Run, phases: dict) -> dict[str, int]:
+def story_steps(run: store.Run, phase_steps: dict[str, int | None]) -> dict[str, int]:
     """Checkpoints to show before, during and after grokking (nearest available ones)."""
     steps = run.steps
-    s = phases["steps"]
+    s = phase_steps
     chosen = {
         "before (memorised)": _nearest(steps, s.get("memorization")) or steps[min(1, len(steps) - 1)],
         "during (circuit formation)": _nearest(steps, s.get("circuit_formation")),
@@ -54,14 +65,15 @@ def story_steps(run: store.Run, phases: dict) -> dict[str, int]:
     return {k: v for k, v in chosen.items() if v is not None}
 
 
-def build_figures(run: store.Run, report=None) -> dict[str, tuple[go.Figure, str]]:
+def build_figures(run: store.Run, results: ProbeResults | None = None) -> dict[str, tuple[go.Figure, str]]:
     """name -> (figure, one-line caption saying what to look for), for every figure of the report."""
-    report = report or probe(run, progress=False)
-    t = report.tables
-    phases = report.phases
-    keys = report.key_frequencies["key_freqs"]
+    results = results or probe(run, progress=False)
+    t = results.tables
+    phases = results.phases.to_dict()
+    keys = results.key_frequencies["key_freqs"]
+    threshold = results.options.settings.neuron_threshold
     final = run.steps[-1]
-    ckpt = load_checkpoint(run, final)
+    ckpt = evaluate_on_grid(run, final, results.options.engine)
     out = {
         "loss_curves": (figures.loss_curves(run.metrics, phases),
                         "Train loss falls first (memorisation); test loss stays high, then collapses: grokking."),
@@ -76,13 +88,13 @@ def build_figures(run: store.Run, report=None) -> dict[str, tuple[go.Figure, str
                                       "Drag the slider: a flat spectrum becomes a sparse one."),
         "key_frequency_emergence": (figures.key_frequency_emergence(t["fourier"], keys, phases),
                                     "Each key frequency's norm separates from the others before the test loss drops."),
-        "neuron_grids": (figures.neuron_grids(ckpt, keys),
+        "neuron_grids": (figures.neuron_grids(ckpt, keys, threshold),
                          "Neurons of one cluster are periodic in a and b with that cluster's frequency."),
-        "neuron_fraction_histogram": (figures.neuron_fraction_histogram(t["fourier"], final),
-                                      "Most neurons are explained (>0.85) by a single frequency."),
+        "neuron_fraction_histogram": (figures.neuron_fraction_histogram(t["fourier"], final, threshold),
+                                      f"Most neurons are explained (>= {threshold:g}) by a single frequency."),
         "cluster_sizes": (figures.cluster_sizes(t["fourier"], final),
                           "How many neurons serve each key frequency; few are unexplained."),
-        "wl_fourier": (figures.wl_fourier(ckpt),
+        "wl_fourier": (figures.wl_fourier(ckpt, threshold),
                        "Each neuron writes to the logits only along cos/sin of its own frequency."),
         "logit_spectrum": (figures.logit_spectrum(ckpt),
                            "The logits are built from the key frequencies' products over (a, b)."),
@@ -94,9 +106,9 @@ def build_figures(run: store.Run, report=None) -> dict[str, tuple[go.Figure, str
     return out
 
 
-def _circuitsvis_section(run: store.Run, phases: dict, n_inputs: int = 3) -> str:
+def _circuitsvis_section(run: store.Run, phase_steps: dict[str, int | None], n_inputs: int = 3) -> str:
     """circuitsvis attention patterns for a few test inputs (spread over the test set) at the
-    story steps, read from the bridge's ``attn.hook_pattern``."""
+    story steps, read from the bridge's own attention-pattern hook."""
     import torch
 
     cfg = run.config
@@ -104,39 +116,44 @@ def _circuitsvis_section(run: store.Run, phases: dict, n_inputs: int = 3) -> str
     picks = test[torch.linspace(0, len(test) - 1, n_inputs).round().long()]
     tokens = run.dataset.tokens[picks]
     symbol = {"add": "+", "sub": "-", "mul": "*", "div": "/"}.get(cfg.operation)
-    hook = f"blocks.{cfg.n_layers - 1}.attn.hook_pattern"
-    parts = [visuals.bundle_script()]
-    for label, step in story_steps(run, phases).items():
-        with torch.no_grad():
-            _, cache = run.model(step).run_with_cache(tokens, names_filter=lambda n: n == hook)
+    parts = [circuitsvis_html.bundle_script()]
+    for label, step in story_steps(run, phase_steps).items():
+        patterns = model.attention_patterns(model.load_bridge(run, step), cfg, tokens)
         parts.append(f"<h3>{html.escape(label)}: step {step}</h3><div class='cv-row'>")
         for j, (a, b, _) in enumerate(tokens.tolist()):
             text = f"{a} {symbol} {b}" if symbol else f"{cfg.operation}({a}, {b})"
             parts.append(f"<div class='cv-cell'><p>{html.escape(text)} (mod {cfg.p})</p>")
-            parts.append(visuals.attention_patterns_element(f"cv-{step}-{j}", [f"a={a}", f"b={b}", "="], cache[hook][j]))
+            parts.append(circuitsvis_html.attention_patterns_element(f"cv-{step}-{j}", [f"a={a}", f"b={b}", "="], patterns[j]))
             parts.append("</div>")
         parts.append("</div>")
     return "\n".join(parts)
 
 
-def _summary_html(run: store.Run, report) -> str:
+def _options_html(options: ProbeOptions, given: bool) -> str:
+    source = ("given to this report (and now the run's current probe options)" if given
+              else "the run's current probe options, as last used by <code>make probe</code>")
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in options.settings.to_dict().items())
+    return (f"<p><b>Probe options</b> ({source}): {html.escape(options.describe())}.</p>"
+            f"<details><summary>probe settings</summary><table>{rows}</table></details>")
+
+
+def _summary_html(run: store.Run, results: ProbeResults, options_given: bool) -> str:
     cfg = run.config
-    kf = report.key_frequencies
-    rows = run.metrics_rows
-    last = rows[-1] if rows else {}
+    kf = results.key_frequencies
+    last = run.last_metrics
     phase_rows = "".join(f"<tr><td>{html.escape(k.replace('_', ' '))}</td><td>{'—' if v is None else v}</td>"
-                         f"<td>{html.escape(report.phases['criteria'][k])}</td></tr>"
-                         for k, v in report.phases["steps"].items())
+                         f"<td>{html.escape(results.phases.criteria[k])}</td></tr>"
+                         for k, v in results.phases.steps.items())
     by_rule = ", ".join(f"{r}: {', '.join(map(str, f)) or 'none'}" for r, f in kf.get("by_rule", {}).items())
-    final = (f"step {last.get('step')}: train loss {last.get('train_loss', float('nan')):.3g} "
-             f"(acc {last.get('train_acc', 0):.1%}), test loss {last.get('test_loss', float('nan')):.3g} "
-             f"(acc {last.get('test_acc', 0):.1%})") if last else "no metrics"
+    final = html.escape(metrics_line(last)) if last else "no metrics"
     config = json.dumps(cfg.to_dict(), indent=1)
     return f"""
 <h2>Summary</h2>
 <p><b>Task</b>: {html.escape(cfg.operation)} mod {cfg.p}, {cfg.frac_train:.0%} train.
 <b>Key frequencies</b> ({html.escape(kf['rule'])}, step {kf['step']}): {', '.join(map(str, kf['key_freqs'])) or 'none'}
 <span class="muted">({html.escape(by_rule)})</span>.<br><b>Final</b>: {final}.</p>
+{_options_html(results.options, options_given)}
 <table><tr><th>phase</th><th>begins at step</th><th>criterion</th></tr>{phase_rows}</table>
 <details><summary>config</summary><pre>{html.escape(config)}</pre></details>
 """
@@ -181,18 +198,28 @@ def _export_images(figs: dict[str, tuple[go.Figure, str]], out: Path, formats) -
     return written, None
 
 
-def build_report(run: str | store.Run, formats=FORMATS, progress: bool = False) -> ReportResult:
-    """Probe the run if needed (cached), then write ``report/index.html`` and the static images."""
+def build_report(
+    run: str | Path | store.Run,
+    formats: Sequence[str] = FORMATS,
+    progress: bool = False,
+    root: Path | None = None,
+    settings: ProbeSettings | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    engine: str | None = None,
+    key_freqs: Sequence[int] | str | None = None,
+) -> ReportResult:
+    """Probe the run if needed (cached; with its current probe options, or the ones given),
+    then write ``report/index.html`` and the static images."""
     from plotly.offline import get_plotlyjs
 
-    run = run if isinstance(run, store.Run) else store.open_run(run)
-    report = probe(run, progress=progress)
-    figs = build_figures(run, report)
-    out = run.path / store.REPORT_DIR
-    out.mkdir(exist_ok=True)
+    run = run if isinstance(run, store.Run) else store.open_run(run, root)
+    given = settings is not None or bool(overrides) or engine is not None or key_freqs is not None
+    results = probe(run, settings=settings, overrides=overrides, engine=engine, key_freqs=key_freqs, progress=progress)
+    figs = build_figures(run, results)
+    out = store.report_dir(run)
     images, error = _export_images(figs, out, formats) if formats else ([], None)
 
-    body = [f"<h1>Grokking report: {html.escape(run.name)}</h1>", _summary_html(run, report)]
+    body = [f"<h1>Grokking report: {html.escape(run.name)}</h1>", _summary_html(run, results, given)]
     if error:
         body.append(f"<p class='muted'>{html.escape(error)}</p>")
     for name, (fig, caption) in figs.items():
@@ -203,10 +230,9 @@ def build_report(run: str | store.Run, formats=FORMATS, progress: bool = False) 
                     + (f" <span class='muted'>[{name}.png / .svg / .pdf]</span>" if not error else "") + "</p>")
     body.append("<h2 id='circuitsvis'>Attention patterns (circuitsvis)</h2><p class='caption'>Per head, from each token to the "
                 "earlier ones, for a few test inputs before, during and after grokking.</p>")
-    body.append(_circuitsvis_section(run, report.phases))
+    body.append(_circuitsvis_section(run, results.phases.steps))
     page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(run.name)} — grokking report"
             f"</title><style>{CSS}</style>\n<script>{get_plotlyjs()}</script></head>\n<body>\n"
             + "\n".join(body) + "\n</body></html>\n")
-    index = out / "index.html"
-    store.write_text(index, page)
-    return ReportResult(index=index, figures=list(figs), images=images, image_error=error)
+    index = store.write_report_page(run, page)
+    return ReportResult(index=index, figures=list(figs), options=results.options, images=images, image_error=error)

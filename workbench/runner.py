@@ -1,71 +1,73 @@
-"""The probe runner: one generic loop over checkpoints, with caching and atomic tables.
+"""The probe runner: every probe over a run's checkpoints, each row computed once and kept only
+while everything it depends on holds.
 
-For each selected checkpoint it computes the activations over the full (a, b) grid once (engine
-"fast": the factored forward; engine "bridge": one TransformerBridge ``run_with_cache``), packs a
-`probes.Checkpoint`, and calls the selected probes. Each probe's rows go to
-``checkpoints/<RUN>/probes/<probe>.csv`` (tidy: ``step, <keys...>, value``), written atomically.
+    probe(run) =  options       the run's current `ProbeOptions`, changed by what this call gives
+                  key freqs     fixed from the last readable checkpoint (or given), cached
+                  plan          per probe, which steps' cached rows stay valid (`store.ProbeCache`)
+                                and which selected steps must be measured
+                  measure       each such checkpoint evaluated on the grid once
+                                (`evaluate.GridEvaluator`), the probes that need it called on it
+                  tables        valid cached rows + new rows, written atomically
+                  phases        `probes.phases.detect_phases`, written beside the criteria
 
-Caching: ``probes/index.json`` records, per probe, its version, the engine and key frequencies it
-used, and the content hash (blake2b) of every checkpoint it has measured. A re-run on an
-unchanged run loads nothing; a run that gained checkpoints computes only those. Changing a
-probe's version, the engine or the key frequencies recomputes that probe (the weights probe
-reads no activations and depends on neither).
-
-Key frequencies are fixed from the final checkpoint by default (rule ``settings.key_rule``) and
-stored in ``probes/key_frequencies.json`` with every rule's answer; the per-checkpoint answers
-are in the fourier table (measures ``key_neurons``, ``key_embed``, ``key_wl``), showing
-emergence. Phases (`probes.phases`) go to ``probes/phases.json``.
+A row's dependencies are the checkpoint's content hash plus what its `probes.ProbeSpec`
+declares it reads: the probe's version, its settings, the key frequencies, the engine. Change
+any of them and exactly the rows that depend on it are recomputed; change nothing and nothing
+is. Every table on disk holds only rows valid for the run's current options (a row made stale
+by a change and not recomputed now, e.g. outside ``steps``, is dropped), so the report and the
+phases never mix settings.
 
 Example:
-    >>> report = probe("demo")                       # all probes, all checkpoints
-    >>> report.tables["progress"].query("measure == 'restricted_loss'")
-    >>> report.key_frequencies["key_freqs"], report.phases["steps"]
+    >>> results = probe("demo")                               # all probes, all checkpoints
+    >>> results = probe("demo", overrides={"neuron_threshold": "0.5"})
+    >>> results.tables["progress"].query("measure == 'restricted_loss'")
+    >>> results.key_frequencies["key_freqs"], results.phases.steps
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import torch
-
-from probes import REGISTRY, Checkpoint, ProbeSettings, get_probe
+from probes import REGISTRY, ProbeSettings, ProbeSpec, get_probe
 from probes.fourier import key_frequencies as key_frequencies_of
-from probes.phases import detect_phases
-from workbench import store
+from probes.phases import Phases, detect_phases
+from workbench import heap, store
 from workbench.errors import UsageError
-from workbench.model import (
-    FastTransformer,
-    build_bridge,
-    factored_grid_activations,
-    grid_activations,
-    initial_shapes,
-)
+from workbench.evaluate import GridEvaluator
+from workbench.probe_options import ProbeOptions
 
-SIGN = {"add": 1, "sub": -1, "random": 1}  # random is probed as if it were addition: the hypothesis it must fail
+RELEASE_EVERY = 8  # checkpoints between heap trims
 
 
 @dataclass
-class ProbeReport:
+class ProbeResults:
+    """What `probe` measured: every probe's current table, the key frequencies, the phases, and
+    the options they were made with."""
+
     run: store.Run
+    options: ProbeOptions
     tables: dict[str, Any]
     key_frequencies: dict[str, Any]
-    phases: dict[str, Any]
+    phases: Phases
     computed: dict[str, int] = field(default_factory=dict)  # probe -> checkpoints measured this time
     skipped: dict[int, str] = field(default_factory=dict)  # step -> why it could not be read
+    rebuilt: list[str] = field(default_factory=list)  # damaged cache files whose results were recomputed
 
     def summary(self) -> str:
         kf = self.key_frequencies
         lines = [f"run {self.run.name}: {len(self.run.steps)} checkpoints; measured now: "
-                 + ", ".join(f"{k} {v}" for k, v in self.computed.items())]
-        lines.append(f"key frequencies ({kf['rule']}, step {kf['step']}): {_fmt(kf['key_freqs'])}")
-        for rule, freqs in kf.get("by_rule", {}).items():
-            lines.append(f"  by {rule:8s} {_fmt(freqs)}")
-        lines.append("phases: " + ", ".join(f"{k} {'-' if v is None else v}" for k, v in self.phases["steps"].items()))
-        for step, why in sorted(self.skipped.items()):
-            lines.append(f"SKIPPED step {step}: {why}")
+                 + ", ".join(f"{k} {v}" for k, v in self.computed.items()),
+                 f"options: {self.options.describe()}",
+                 f"key frequencies ({kf['rule']}, step {kf['step']}): {_fmt(kf['key_freqs'])}"]
+        lines += [f"  by {rule:8s} {_fmt(freqs)}" for rule, freqs in kf.get("by_rule", {}).items()]
+        lines.append("phases: " + ", ".join(f"{k} {'-' if v is None else v}" for k, v in self.phases.steps.items()))
+        lines += [f"NOTE: {path} could not be read; its results were recomputed" for path in self.rebuilt]
+        lines += [f"SKIPPED step {step}: {why}" for step, why in sorted(self.skipped.items())]
         return "\n".join(lines)
 
 
@@ -73,29 +75,19 @@ def _fmt(freqs: Sequence[int]) -> str:
     return ", ".join(map(str, freqs)) if freqs else "none"
 
 
-def settings_from(overrides: dict[str, str] | None) -> ProbeSettings:
-    """A `ProbeSettings` from ``key=value`` strings; bad keys or values are a `UsageError`."""
-    import dataclasses
-
-    valid = {f.name: f.type for f in dataclasses.fields(ProbeSettings)}
-    values: dict[str, Any] = {}
-    for key, value in (overrides or {}).items():
-        if key not in valid:
-            raise UsageError(f"unknown probe setting {key!r}; valid: {', '.join(valid)}")
-        try:
-            values[key] = value if key == "key_rule" else float(value)
-        except ValueError:
-            raise UsageError(f"probe setting {key} must be a number, got {value!r}") from None
+def select_probes(names: Sequence[str] | None) -> list[ProbeSpec]:
     try:
-        return ProbeSettings(**values)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        return [get_probe(n) for n in names] if names else list(REGISTRY.values())
+    except KeyError as exc:
+        raise UsageError(str(exc.args[0])) from None
 
 
-def parse_steps(text: str | None, available: list[int]) -> list[int]:
-    """``None``/"all", "last", "A:B" (inclusive) or "s1,s2,..." -> the available steps selected."""
+def parse_steps(text: str | Sequence[int] | None, available: list[int]) -> list[int]:
+    """``None``/"all", "last", "A:B" (inclusive), "s1,s2,..." or a list -> the available steps selected."""
     if text is None or text == "all":
         return list(available)
+    if not isinstance(text, str):
+        text = ",".join(map(str, text))
     if text == "last":
         return available[-1:]
     try:
@@ -111,231 +103,179 @@ def parse_steps(text: str | None, available: list[int]) -> list[int]:
     return sorted(wanted)
 
 
-class _Grid:
-    """The full (a, b) grid of a run, built once: tokens, labels and split masks as [p, p]."""
-
-    def __init__(self, run: store.Run):
-        cfg = run.config
-        p = cfg.p
-        a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
-        self.tokens = torch.stack([a.flatten(), b.flatten(), torch.full((p * p,), p)], dim=1)
-        ds, split = run.dataset, run.split
-        flat = ds.tokens[:, 0] * p + ds.tokens[:, 1]
-        labels = torch.full((p * p,), -1, dtype=torch.int64)
-        labels[flat] = ds.labels
-        train = torch.zeros(p * p, dtype=torch.bool)
-        test = torch.zeros(p * p, dtype=torch.bool)
-        train[flat[split.train]] = True
-        test[flat[split.test]] = True
-        self.p, self.labels, self.train, self.test = p, labels.view(p, p), train.view(p, p), test.view(p, p)
-        self.sign = SIGN.get(cfg.operation, 0)
+def current_options(run: store.Run, settings: ProbeSettings | None = None, overrides: Mapping[str, Any] | None = None,
+                    key_freqs: Sequence[int] | str | None = None, engine: str | None = None) -> ProbeOptions:
+    """The run's stored options (or the defaults), with what the caller gives replaced:
+    ``settings`` replaces all settings, ``overrides`` (``key=value``) single ones."""
+    stored = run.probe_options
+    options = ProbeOptions.from_dict(stored, f"{run.path / store.PROBES_DIR / store.PROBE_OPTIONS}") if stored else ProbeOptions()
+    if settings is not None:
+        options = dataclasses.replace(options, settings=settings)
+    return options.changed(overrides, engine, key_freqs)
 
 
-ENGINES = ("fast", "bridge")
+def depends(spec: ProbeSpec, options: ProbeOptions, key_freqs: Sequence[int]) -> dict[str, Any]:
+    """Everything but the checkpoint that ``spec``'s rows depend on."""
+    out: dict[str, Any] = {"version": spec.version, "settings": options.settings.subset(spec.settings)}
+    if spec.reads_key_freqs:
+        out["key_freqs"] = list(key_freqs)
+    if spec.reads_activations:
+        out["engine"] = options.engine
+    return out
 
 
-def load_checkpoint(
-    run: store.Run,
-    step: int,
-    bridge=None,
-    grid: _Grid | None = None,
-    engine: str = "fast",
-    workspace: dict | None = None,
-) -> Checkpoint:
-    """The `probes.Checkpoint` of one step (notebooks can call the probes on it directly).
-
-    engine "bridge": one TransformerBridge ``run_with_cache`` over the grid. engine "fast" (the
-    default): for one-layer models `factored_grid_activations` (the forward pass factored over
-    a and b, equal to the bridge's hook values to float32 rounding, tested, in ~0.16x the
-    bridge's time); deeper models use `FastTransformer.activations`, the bridge's operations
-    restricted to the "=" position (bit-identical, tested). ``workspace`` (runner use): buffers
-    reused between steps by the factored path; the checkpoint is then only valid until the
-    next load with the same workspace.
-    """
-    cfg = run.config
-    grid = grid or _Grid(run)
-    weights = run.weights(step)
-    shapes = initial_shapes(cfg)
-    missing = set(shapes) - set(weights)
-    if missing or any(weights[k].shape != shape for k, shape in shapes.items() if k in weights):
-        raise store.CorruptCheckpoint(f"checkpoint {run.step_path(step)} does not fit this run's model "
-                                      f"(missing or misshapen: {', '.join(sorted(missing)) or 'shapes'})")
-    if engine == "fast" and cfg.n_layers == 1:
-        acts = factored_grid_activations(cfg, weights, workspace)
-    elif engine == "fast":
-        acts = FastTransformer(cfg, weights).activations(grid.tokens)
-    elif engine == "bridge":
-        if bridge is None:
-            bridge = build_bridge(cfg, weights)
-        else:
-            bridge.load_state_dict(weights, strict=True)
-        acts = grid_activations(bridge, cfg, grid.tokens)
-    else:
-        raise UsageError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
-    p = grid.p
-    return Checkpoint(
-        step=step, p=p, sign=grid.sign, weights=weights,
-        logits=acts["logits"].reshape(p, p, p), neuron_acts=acts["neuron_acts"].reshape(p, p, -1),
-        resid_mid=acts["resid_mid"].reshape(p, p, -1), attention=acts["attention"].reshape(p, p, cfg.n_heads, 3),
-        labels=grid.labels, train_mask=grid.train, test_mask=grid.test, last_block=cfg.n_layers - 1,
-    )
-
-
-def _libc():
-    try:
-        import ctypes
-
-        return ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to tune
-        return None
-
-
-def _bound_heap_growth() -> None:
-    """Serve large blocks (>= 16 MiB) with mmap so that freeing them returns them to the OS.
-
-    glibc otherwise raises its mmap threshold after the first large free and carves later
-    per-checkpoint temporaries (tens of MB each) out of the heap, whose fragments it keeps: the
-    resident size then grows with the number of checkpoints probed."""
-    libc = _libc()
-    if libc is not None:
-        libc.mallopt(-3, 16 << 20)  # M_MMAP_THRESHOLD
-
-
-def _release_memory() -> None:
-    """Trim what is left of the heap back to the OS."""
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)
-
-
-def _key_frequencies(run, settings, given, bridge, grid, index, skipped, engine) -> dict[str, Any]:
-    """Fix the key frequencies from the last readable checkpoint (cached by its content hash)."""
-    path = run.path / store.PROBES_DIR / store.KEY_FREQUENCIES
-    if given is not None:
-        return {"rule": "given", "step": None, "key_freqs": sorted(set(given)), "by_rule": {}}
-    stored = store.read_json(path)
+def fix_key_frequencies(run: store.Run, options: ProbeOptions, cache: store.ProbeCache, evaluate: GridEvaluator,
+                        skipped: dict[int, str]) -> dict[str, Any]:
+    """The key frequencies: given, or by every rule at the last readable checkpoint (cached by
+    its content, the settings, the engine and the rules' version)."""
+    if options.key_freqs is not None:
+        result = {"rule": "given", "step": None, "key_freqs": list(options.key_freqs), "by_rule": {}}
+        store.write_probe_json(run, store.KEY_FREQUENCIES, result)
+        return result
+    needs = {"version": get_probe("fourier").version, "settings": options.settings.to_dict(), "engine": options.engine}
     for step in reversed(run.steps):
         try:
-            digest = run.content_hash(step, index.setdefault("hashes", {}))
-            if stored and stored.get("hash") == digest and stored.get("settings") == vars(settings):
-                return stored
-            by_rule = key_frequencies_of(load_checkpoint(run, step, bridge, grid, engine), settings)
+            digest = cache.checkpoint_hash(step)
+            cached = cache.key_frequencies(step, digest, needs)
+            if cached is not None:
+                return cached
+            by_rule = key_frequencies_of(evaluate(step), options.settings)
         except (store.CorruptCheckpoint, OSError) as exc:
             skipped[step] = str(exc)
             continue
-        result = {"rule": settings.key_rule, "step": step, "hash": digest, "settings": vars(settings),
-                  "key_freqs": by_rule[settings.key_rule], "by_rule": by_rule}
-        store.write_json(path, result)
+        result = {"rule": options.settings.key_rule, "step": step, "hash": digest, "depends": needs,
+                  "key_freqs": by_rule[options.settings.key_rule], "by_rule": by_rule}
+        store.write_probe_json(run, store.KEY_FREQUENCIES, result)
         return result
     raise UsageError(f"run {run.name!r} has no readable checkpoint to take key frequencies from")
 
 
+@dataclass
+class _Plan:
+    """Per probe: the steps whose cached rows stay, and the selected steps to measure."""
+
+    hashes: dict[int, str]
+    keep: dict[str, set[int]]
+    todo: dict[str, list[int]]
+
+    def steps_to_measure(self) -> list[int]:
+        return sorted({s for steps in self.todo.values() for s in steps})
+
+
+def plan(run: store.Run, cache: store.ProbeCache, selected: list[int], names: set[str], options: ProbeOptions,
+         key_freqs: Sequence[int], skipped: dict[int, str]) -> _Plan:
+    hashes = {}
+    for step in run.steps:
+        try:
+            hashes[step] = cache.checkpoint_hash(step)
+        except OSError as exc:
+            if step in selected:
+                skipped[step] = str(exc)
+    keep, todo = {}, {}
+    for spec in REGISTRY.values():
+        needs = depends(spec, options, key_freqs)
+        keep[spec.name] = {s for s, h in hashes.items() if cache.is_valid(spec.name, s, h, needs)}
+        todo[spec.name] = [s for s in selected if s in hashes and s not in keep[spec.name]] if spec.name in names else []
+    return _Plan(hashes, keep, todo)
+
+
+def measure(run: store.Run, work: _Plan, options: ProbeOptions, key_freqs: Sequence[int], cache: store.ProbeCache,
+            evaluate: GridEvaluator, skipped: dict[int, str], progress: bool) -> dict[str, list]:
+    """Evaluate each step that some probe needs once, call those probes; new rows per probe."""
+    steps = work.steps_to_measure()
+    new_rows: dict[str, list] = {name: [] for name in REGISTRY}
+    bar = None
+    if progress and steps:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(steps), desc=f"probe {run.name}", unit="ckpt", file=sys.stderr, mininterval=0.5)
+    freqs = tuple(key_freqs)
+    for i, step in enumerate(steps):
+        try:
+            inp = evaluate(step)
+        except store.CorruptCheckpoint as exc:
+            skipped[step] = str(exc)
+        else:
+            for name in (n for n, todo in work.todo.items() if step in todo):
+                spec = REGISTRY[name]
+                frame = spec.fn(inp, freqs, options.settings)
+                if tuple(frame.columns) != spec.columns:
+                    raise RuntimeError(f"probe {name!r} returned columns {list(frame.columns)}; its spec declares {list(spec.columns)}")
+                new_rows[name].append(frame)
+                cache.record(name, step, work.hashes[step], depends(spec, options, key_freqs))
+            del inp
+        if i % RELEASE_EVERY == RELEASE_EVERY - 1:
+            heap.release_memory()
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return new_rows
+
+
+def merge_tables(run: store.Run, cache: store.ProbeCache, work: _Plan, new_rows: dict[str, list]) -> dict[str, Any]:
+    """Every probe's table: its still-valid cached rows plus the new ones, written when changed."""
+    import pandas as pd
+
+    tables = {}
+    for name in REGISTRY:
+        old, fresh, keep = cache.table(name), new_rows[name], work.keep[name]
+        kept = old[old.step.isin(keep)] if old is not None else None
+        measured = {int(f.step.iloc[0]) for f in fresh}
+        cache.keep_only(name, keep | measured)
+        if not fresh and (old is None or len(kept) == len(old)):
+            tables[name] = old
+            continue
+        parts = ([kept] if kept is not None and len(kept) else []) + fresh
+        table = pd.concat(parts, ignore_index=True).sort_values("step", kind="stable").reset_index(drop=True) \
+            if parts else pd.DataFrame(columns=list(REGISTRY[name].columns))
+        store.write_probe_table(run, name, table)
+        tables[name] = table
+    return tables
+
+
+def save_phases(run: store.Run, tables: dict[str, Any], key_freqs: Sequence[int]) -> Phases:
+    phases = detect_phases(run.metrics, tables.get("progress"), tables.get("weights"), list(key_freqs))
+    store.write_probe_json(run, store.PHASES, phases.to_dict())
+    return phases
+
+
 def probe(
-    run: str | store.Run,
+    run: str | Path | store.Run,
     probes: Sequence[str] | None = None,
     steps: str | Sequence[int] | None = None,
     settings: ProbeSettings | None = None,
-    key_freqs: Sequence[int] | None = None,
+    key_freqs: Sequence[int] | str | None = None,
+    engine: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
     progress: bool = True,
-    engine: str = "fast",
-) -> ProbeReport:
-    """Measure a run's checkpoints with the selected probes (default: all), write the tables, return them."""
-    run = run if isinstance(run, store.Run) else store.open_run(run)
-    names = list(probes) if probes else list(REGISTRY)
-    for name in names:
-        try:
-            get_probe(name)
-        except KeyError as exc:
-            raise UsageError(str(exc.args[0])) from None
-    settings = settings or ProbeSettings()
-    available = run.steps
-    if not available:
+    root: Path | None = None,
+) -> ProbeResults:
+    """Measure a run's checkpoints with the selected probes (default: all) and write the tables.
+
+    Options not given are the run's current ones (`current_options`); the ones used become its
+    current ones. ``key_freqs`` "auto" takes them from the run again after they were given.
+    """
+    run = run if isinstance(run, store.Run) else store.open_run(run, root)
+    specs = select_probes(probes)
+    if not run.steps:
         raise UsageError(f"run {run.name!r} has no checkpoints yet; train it first (make train RUN={run.name})")
-    selected = parse_steps(steps, available) if isinstance(steps, (str, type(None))) else parse_steps(",".join(map(str, steps)), available)
-
-    probes_dir = run.path / store.PROBES_DIR
-    _bound_heap_growth()
-    with store.waiting_lock(probes_dir / store.LOCK):
-        index = store.read_json(probes_dir / store.PROBE_INDEX, {})
-        grid = _Grid(run)
-        bridge = build_bridge(run.config) if engine == "bridge" else None
+    selected = parse_steps(steps, run.steps)
+    # read the run's own files first: a damaged one stops here, before anything is written
+    options = current_options(run, settings, overrides, key_freqs, engine)
+    evaluate = GridEvaluator(run, options.engine, reuse_buffers=True)
+    heap.bound_heap_growth()
+    with store.probe_lock(run):
+        cache = store.ProbeCache(run)
         skipped: dict[int, str] = {}
-        workspace: dict = {}  # activation buffers reused by every step (no fresh memory per step)
-        kf = _key_frequencies(run, settings, key_freqs, bridge, grid, index, skipped, engine)
-        freqs = tuple(kf["key_freqs"])
-
-        tables, done, todo = {}, {}, {}
-        for name in names:
-            spec = get_probe(name)
-            entry = index.get(name, {})
-            table = run.probe_table(name)
-            reads_activations = name != "weights"  # and so depends on the key frequencies and the engine
-            valid = (table is not None and entry.get("version") == spec.version
-                     and (not reads_activations
-                          or (entry.get("key_freqs") == list(freqs) and entry.get("engine", "fast") == engine)))
-            done[name] = dict(entry.get("steps", {})) if valid else {}
-            tables[name] = table if valid else None
-        hashes = index.setdefault("hashes", {})
-        for step in selected:
-            try:
-                digest = run.content_hash(step, hashes)
-            except OSError as exc:
-                skipped[step] = str(exc)
-                continue
-            need = [n for n in names if done[n].get(str(step)) != digest]
-            if need:
-                todo[step] = (digest, need)
-
-        new_rows: dict[str, list] = {n: [] for n in names}
-        bar = None
-        if progress and todo:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(todo), desc=f"probe {run.name}", unit="ckpt", file=sys.stderr, mininterval=0.5)
-        for i, (step, (digest, need)) in enumerate(todo.items()):
-            ckpt = None
-            try:
-                ckpt = load_checkpoint(run, step, bridge, grid, engine, workspace)
-            except store.CorruptCheckpoint as exc:
-                skipped[step] = str(exc)
-                for n in need:
-                    done[n].pop(str(step), None)
-            else:
-                for n in need:
-                    new_rows[n].append(get_probe(n).fn(ckpt, freqs, settings))
-                    done[n][str(step)] = digest
-            del ckpt
-            if i % 8 == 7:
-                _release_memory()
-            if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
-
-        import pandas as pd
-
-        computed = {}
-        for name in names:
-            fresh = new_rows[name]
-            computed[name] = len(fresh)
-            if not fresh and tables[name] is not None:
-                continue
-            recomputed = {int(f.step.iloc[0]) for f in fresh}
-            old = tables[name]
-            parts = [old[~old.step.isin(recomputed)]] if old is not None else []
-            table = pd.concat(parts + fresh, ignore_index=True) if parts + fresh else pd.DataFrame()
-            if len(table):
-                table = table.sort_values("step", kind="stable").reset_index(drop=True)
-            tables[name] = table
-            store.write_table(store.probe_table_path(run.path, name), table)
-            index[name] = {"version": get_probe(name).version, "engine": engine, "key_freqs": list(freqs),
-                           "steps": done[name]}
-        store.write_json(probes_dir / store.PROBE_INDEX, index)
-
-        all_tables = {n: tables.get(n) if n in tables else run.probe_table(n) for n in REGISTRY}
-        phases = detect_phases(run.metrics, all_tables.get("progress"), all_tables.get("weights"), list(freqs))
-        phases["key_freqs"] = list(freqs)
-        if not freqs:
-            phases["note"] = "no key frequencies: no Fourier circuit was found, so no circuit formation or cleanup"
-        store.write_json(probes_dir / store.PHASES, phases)
-    return ProbeReport(run=run, tables=tables, key_frequencies=kf, phases=phases, computed=computed, skipped=skipped)
+        kf = fix_key_frequencies(run, options, cache, evaluate, skipped)
+        work = plan(run, cache, selected, {s.name for s in specs}, options, kf["key_freqs"], skipped)
+        new_rows = measure(run, work, options, kf["key_freqs"], cache, evaluate, skipped, progress)
+        tables = merge_tables(run, cache, work, new_rows)
+        cache.save()
+        if run.probe_options != options.to_dict():
+            store.write_probe_options(run, options.to_dict())
+        phases = save_phases(run, tables, kf["key_freqs"])
+    computed = {s.name: len(new_rows[s.name]) for s in specs}
+    return ProbeResults(run=run, options=options, tables=tables, key_frequencies=kf, phases=phases,
+                        computed=computed, skipped=skipped, rebuilt=cache.damaged)

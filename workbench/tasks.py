@@ -19,6 +19,7 @@ Example:
     >>> ds = make_dataset("add", p=113)
     >>> split = make_split(ds.n_examples, frac_train=0.3, seed=0)
     >>> ds.tokens[split.train].shape      # torch.Size([3830, 3])
+    >>> grid = make_grid(ds, split)         # every (a, b) as [p, p] labels and split masks
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def is_prime(n: int) -> bool:
 class Dataset:
     """All inputs of a task.
 
-    tokens: [n, 3] int64, rows ``(a, b, p)``; labels: [n] int64; pairs: [n, 2] ``(a, b)``.
+    tokens: [n, 3] int64, rows ``(a, b, p)``; labels: [n] int64.
     """
 
     operation: str
@@ -62,10 +63,6 @@ class Dataset:
     @property
     def n_examples(self) -> int:
         return int(self.tokens.shape[0])
-
-    @property
-    def pairs(self) -> torch.Tensor:
-        return self.tokens[:, :2]
 
 
 @dataclass(frozen=True)
@@ -111,16 +108,20 @@ def _labels(operation: str, a: torch.Tensor, b: torch.Tensor, p: int, table_seed
     raise AssertionError(operation)  # check_task rejects unknown names first
 
 
+def grid_tokens(p: int) -> torch.Tensor:
+    """[p^2, 3]: every sequence ``a b =`` in a-major order (row ``a * p + b``), ``=`` being token p."""
+    a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+    a, b = a.reshape(-1), b.reshape(-1)
+    return torch.stack([a, b, torch.full_like(a, p)], dim=1)
+
+
 def make_dataset(operation: str, p: int, table_seed: int = 0) -> Dataset:
     """Every input ``(a, b)`` of the task, a-major (row ``a * p + b`` for all but div)."""
     check_task(operation, p)
-    a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
-    a, b = a.reshape(-1), b.reshape(-1)
+    tokens = grid_tokens(p)
     if operation == "div":
-        keep = b != 0
-        a, b = a[keep], b[keep]
-    labels = _labels(operation, a, b, p, table_seed)
-    tokens = torch.stack([a, b, torch.full_like(a, p)], dim=1)
+        tokens = tokens[tokens[:, 1] != 0]
+    labels = _labels(operation, tokens[:, 0], tokens[:, 1], p, table_seed)
     return Dataset(operation=operation, p=p, tokens=tokens, labels=labels)
 
 
@@ -140,3 +141,40 @@ def make_split(n_examples: int, frac_train: float, seed: int) -> Split:
             f"frac_train={frac_train} leaves an empty train or test set for {n_examples} examples"
         )
     return Split(train=perm[:cut].sort().values, test=perm[cut:].sort().values)
+
+
+# The direction a + sign*b along which the Fourier algorithm of Nanda et al. 2023 computes.
+# `random` is probed as if it were addition: that is the hypothesis it must fail.
+SUM_SIGN = {"add": 1, "sub": -1, "random": 1}
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Every (a, b) of a task laid out as a [p, p] grid (a down, b across), which is how the
+    probes see a run.
+
+    tokens: [p^2, 3] (`grid_tokens`); labels: [p, p] int64, -1 where the task has no such input
+    (``div`` has no b = 0); train, test: [p, p] bool masks of the split; sign: +1 for a + b,
+    -1 for a - b, 0 when the Fourier sum directions do not apply to the operation.
+    """
+
+    p: int
+    sign: int
+    tokens: torch.Tensor
+    labels: torch.Tensor
+    train: torch.Tensor
+    test: torch.Tensor
+
+
+def make_grid(dataset: Dataset, split: Split) -> Grid:
+    """The `Grid` of a task's dataset and split."""
+    p = dataset.p
+    flat = dataset.tokens[:, 0] * p + dataset.tokens[:, 1]
+    labels = torch.full((p * p,), -1, dtype=torch.int64)
+    labels[flat] = dataset.labels
+    train = torch.zeros(p * p, dtype=torch.bool)
+    test = torch.zeros(p * p, dtype=torch.bool)
+    train[flat[split.train]] = True
+    test[flat[split.test]] = True
+    return Grid(p=p, sign=SUM_SIGN.get(dataset.operation, 0), tokens=grid_tokens(p), labels=labels.view(p, p),
+                train=train.view(p, p), test=test.view(p, p))

@@ -23,13 +23,10 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import platform
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -41,9 +38,9 @@ import torch
 import torch.nn.functional as F
 
 from workbench import store
-from workbench.config import DEFAULT_PRESET, RunConfig, from_dict, load_config
+from workbench.config import DEFAULT_PRESET, RunConfig, load_config
 from workbench.errors import UsageError
-from workbench.model import FastTransformer, initial_weights
+from workbench.model import FastTransformer, initial_weights, trainable_names
 from workbench.tasks import make_dataset, make_split
 
 
@@ -114,9 +111,7 @@ def _resolve_config(
     run_path: Path, preset: str | Path | Mapping[str, Any] | RunConfig | None, overrides: Mapping[str, Any] | None
 ) -> tuple[RunConfig, RunConfig | None]:
     """(config to train, saved config if the run exists). Refuses a contradicting request."""
-    saved = None
-    if (run_path / store.CONFIG).is_file():
-        saved = from_dict(json.loads((run_path / store.CONFIG).read_text()))
+    saved = store.Run(run_path).config if (run_path / store.CONFIG).is_file() else None
     if saved is not None and preset is None:
         cfg = load_config(saved, overrides)  # overrides alone apply to the run's own config
     else:
@@ -130,52 +125,27 @@ def _resolve_config(
     return cfg, saved
 
 
-def _create_run(run_path: Path, cfg: RunConfig) -> None:
-    """Assemble a new run in a hidden folder and rename it into place (all or nothing)."""
-    run_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=run_path.parent, prefix=f".{run_path.name}.creating."))
-    try:
-        (tmp / store.STEPS_DIR).mkdir()
-        store.write_json(tmp / store.CONFIG, cfg.to_dict())
-        store.write_json(tmp / store.PROVENANCE, provenance(cfg))
-        ds = make_dataset(cfg.operation, cfg.p, cfg.table_seed)
-        split = make_split(ds.n_examples, cfg.frac_train, cfg.split_seed)
-        store.write_tensors(tmp / store.SPLIT, {"train": split.train, "test": split.test})
-        weights = initial_weights(cfg)
-        store.write_tensors(tmp / store.STATE, _state_tensors(weights, None, []), {"step": "0"})
-        try:
-            tmp.rename(run_path)
-        except OSError:
-            raise UsageError(f"run {run_path.name!r} was created by another process meanwhile; run again to resume it") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+def create_run(run_path: Path, cfg: RunConfig) -> store.Run:
+    """A new run directory: config, provenance, the split, and the step-0 resume state."""
+    ds = make_dataset(cfg.operation, cfg.p, cfg.table_seed)
+    split = make_split(ds.n_examples, cfg.frac_train, cfg.split_seed)
+    state = store.ResumeState(step=0, weights=initial_weights(cfg), adam={}, rng=torch.get_rng_state())
+    return store.create_run(run_path, cfg, provenance(cfg), split, state)
 
 
-def _state_tensors(weights: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer | None, names: list[str]) -> dict[str, torch.Tensor]:
-    tensors = {f"weights/{k}": v for k, v in weights.items()}
-    if optimizer is not None:
-        state = optimizer.state_dict()["state"]
-        for index, name in enumerate(names):
-            for key, value in state.get(index, {}).items():
-                tensors[f"adam/{key}/{name}"] = torch.as_tensor(value).reshape(-1) if key == "step" else value
-    tensors["rng/torch"] = torch.get_rng_state()
-    return tensors
+def _adam_state(optimizer: torch.optim.Optimizer, names: list[str]) -> dict[str, dict[str, torch.Tensor]]:
+    """AdamW's per-parameter state keyed by weight name (what `store.ResumeState` holds)."""
+    state = optimizer.state_dict()["state"]
+    return {name: {k: torch.as_tensor(v) for k, v in state[i].items()} for i, name in enumerate(names) if i in state}
 
 
-def _load_state(path: Path) -> tuple[int, dict[str, torch.Tensor], dict[str, dict[str, torch.Tensor]], torch.Tensor]:
-    from safetensors import safe_open
-
-    with safe_open(path, "pt") as f:
-        step = int(f.metadata()["step"])
-    tensors = store.load_file(path)
-    weights = {k[len("weights/"):]: v for k, v in tensors.items() if k.startswith("weights/")}
-    adam: dict[str, dict[str, torch.Tensor]] = {}
-    for k, v in tensors.items():
-        if k.startswith("adam/"):
-            _, key, name = k.split("/", 2)
-            adam.setdefault(name, {})[key] = v.reshape(()) if key == "step" else v
-    return step, weights, adam, tensors["rng/torch"]
+def _load_adam_state(optimizer: torch.optim.Optimizer, names: list[str], adam: dict[str, dict[str, torch.Tensor]],
+                     device: torch.device) -> None:
+    if not adam:
+        return
+    state = optimizer.state_dict()
+    state["state"] = {i: {k: v.to(device) if k != "step" else v for k, v in adam[n].items()} for i, n in enumerate(names)}
+    optimizer.load_state_dict(state)
 
 
 def _evaluate(model: FastTransformer, tokens: torch.Tensor, labels: torch.Tensor, logits: torch.Tensor | None = None) -> tuple[float, float]:
@@ -188,6 +158,15 @@ def _evaluate(model: FastTransformer, tokens: torch.Tensor, labels: torch.Tensor
     return loss, acc
 
 
+def reset_state_from_checkpoint(run: store.Run) -> int:
+    """Rebuild a damaged resume state from the last readable checkpoint: its weights, fresh
+    AdamW moments (so the rest of the run is not bit-identical to an uninterrupted one). Returns
+    the step training resumes from."""
+    step, weights = store.last_good_checkpoint(run)
+    store.write_state(run.path, store.ResumeState(step=step, weights=weights, adam={}, rng=torch.get_rng_state()))
+    return step
+
+
 def train(
     run: str,
     preset: str | Path | Mapping[str, Any] | RunConfig | None = None,
@@ -195,21 +174,25 @@ def train(
     device: str = "auto",
     progress: bool = True,
     stop_after: int | None = None,
+    root: Path | None = None,
+    from_last_checkpoint: bool = False,
 ) -> store.Run:
-    """Train run ``checkpoints/<run>/`` to completion: create it, resume it, or report it complete.
+    """Train run ``<root>/<run>/`` to completion: create it, resume it, or report it complete.
 
     ``preset``: a preset name, config file, mapping or `RunConfig` (default: the saved config
     of an existing run, else the ``fast`` preset). ``overrides`` change single fields.
-    ``stop_after``: stop (resumably) once this step is reached, for experiments and tests.
+    ``root``: where runs live (default `store.default_root`). ``stop_after``: stop (resumably)
+    once this step is reached, for experiments and tests. ``from_last_checkpoint``: rebuild a
+    damaged resume state from the last readable checkpoint first (`reset_state_from_checkpoint`).
     """
-    run_path = store.checkpoints_root() / store.check_run_name(str(run))
+    run_path = store.run_path(str(run), root)
     cfg, saved = _resolve_config(run_path, preset, overrides)
     dev = pick_device(device)
-    if saved is None:
-        _create_run(run_path, cfg)
-    handle = store.Run(run_path)
-    with store.exclusive_lock(run_path, "training"):
-        store.remove_stale_temporaries(run_path)
+    handle = create_run(run_path, cfg) if saved is None else store.Run(run_path)
+    with store.training_lock(handle):
+        if from_last_checkpoint:
+            step = reset_state_from_checkpoint(handle)
+            print(f"run {handle.name!r}: resume state rebuilt from the checkpoint at step {step} (fresh optimiser moments)")
         if handle.is_complete:
             print(f"run {handle.name!r} is already complete at step {cfg.epochs}; nothing to do ({run_path})")
             return handle
@@ -219,36 +202,35 @@ def train(
 
 def _train_loop(handle: store.Run, cfg: RunConfig, device: torch.device, progress: bool, stop_after: int | None) -> None:
     run_path = handle.path
-    start, weights, adam, rng = _load_state(run_path / store.STATE)
-    torch.set_rng_state(rng)
+    # read everything first: a damaged file stops the session before anything is written
+    resume = store.read_state(handle)
+    prov = handle.provenance
+    start = resume.step
+    torch.set_rng_state(resume.rng)
     ds, split = handle.dataset, handle.split
     x_train, y_train = ds.tokens[split.train].to(device), ds.labels[split.train].to(device)
     x_test, y_test = ds.tokens[split.test].to(device), ds.labels[split.test].to(device)
 
-    model = FastTransformer(cfg, weights).to(device)
-    names = [n for n in model.named_weights() if not (cfg.freeze_biases and n.endswith("bias"))]
+    model = FastTransformer(cfg, resume.weights).to(device)
+    names = trainable_names(cfg, cfg.freeze_biases)
     for n, param in model.named_weights().items():
         param.requires_grad_(n in names)
     params = [model.w(n) for n in names]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
-    if adam:
-        state = optimizer.state_dict()
-        state["state"] = {i: {k: v.to(device) if k != "step" else v for k, v in adam[n].items()} for i, n in enumerate(names)}
-        optimizer.load_state_dict(state)
+    _load_adam_state(optimizer, names, resume.adam, device)
 
     # Metrics after the resumed step were logged by the interrupted process; they are
     # recomputed identically below, so drop them rather than keep duplicates.
     metrics_path = run_path / store.METRICS
     rows = store.read_jsonl(metrics_path)
-    if any(r["step"] >= start for r in rows) or (metrics_path.exists() and len(rows) != len(metrics_path.read_text().splitlines())):
-        store.write_text(metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows if r["step"] < start))
+    if any(r["step"] >= start for r in rows) or (metrics_path.exists() and len(rows) != len(metrics_path.read_text(errors="replace").splitlines())):
+        store.rewrite_metrics(run_path, [r for r in rows if r["step"] < start])
 
     ckpts = set(checkpoint_steps(cfg))
     end = cfg.epochs if stop_after is None else min(cfg.epochs, max(stop_after, start))
     session = {"device": str(device), "start_step": start, "started": datetime.now(UTC).isoformat(timespec="seconds")}
-    prov = handle.provenance
     prov["sessions"].append(session)  # recorded now, so a killed session still shows
-    store.write_json(run_path / store.PROVENANCE, prov)
+    store.write_provenance(handle, prov)
     t0 = time.perf_counter()
     bar = None
     if progress:
@@ -261,14 +243,14 @@ def _train_loop(handle: store.Run, cfg: RunConfig, device: torch.device, progres
         test_loss, test_acc = _evaluate(model, x_test, y_test)
         row = {"step": step, "train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss,
                "test_acc": test_acc, "lr": lr_at(cfg, step), "wall_s": round(time.perf_counter() - t0, 3)}
-        store.append_jsonl(metrics_path, row)
+        store.append_metrics(run_path, row)
         if bar is not None:
             bar.set_postfix_str(f"train {train_loss:.2e}/{train_acc:.0%}  test {test_loss:.2e}/{test_acc:.0%}", refresh=False)
 
     def checkpoint(step: int) -> None:
         weights_now = model.bridge_weights()
-        store.write_tensors(run_path / store.STEPS_DIR / store.step_filename(step), weights_now, {"step": str(step)})
-        store.write_tensors(run_path / store.STATE, _state_tensors(weights_now, optimizer, names), {"step": str(step)})
+        store.write_checkpoint(handle, step, weights_now)
+        store.write_state(run_path, store.ResumeState(step, weights_now, _adam_state(optimizer, names), torch.get_rng_state()))
 
     step = start
     try:
@@ -301,4 +283,4 @@ def _train_loop(handle: store.Run, cfg: RunConfig, device: torch.device, progres
             bar.close()
         session.update(end_step=step, wall_s=round(time.perf_counter() - t0, 3))
         prov["sessions"][-1] = session
-        store.write_json(run_path / store.PROVENANCE, prov)
+        store.write_provenance(handle, prov)

@@ -1,0 +1,52 @@
+"""The frozen input every probe reads: one checkpoint evaluated on every input of its task.
+
+The runner (`workbench.runner.evaluate_on_grid`) runs the checkpoint's forward pass over all p^2
+sequences ``a b =`` (a-major) and packs the weights the probes read, in the orientation the
+papers use, with the activations at ``=``; probes never touch files, models or state-dict names.
+Inputs a task does not contain (``div`` has no b = 0) are still run through the model;
+``labels`` is -1 there and both masks are False.
+
+Example:
+    >>> inp.logits.shape, inp.neuron_acts.shape        # [p, p, p], [p, p, d_mlp]
+    >>> inp.logits[inp.train_mask].shape               # [n_train, p]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Bool, Float, Int
+
+
+@dataclass(frozen=True)
+class CheckpointOnGrid:
+    """One checkpoint, evaluated on every (a, b).
+
+    step: training step; p: modulus; sign: +1 if the task is a + b, -1 if a - b, 0 when the
+    Fourier sum directions do not apply (other operations: probes that need them report none).
+    W_E: [p, d_model], the number tokens' embeddings (the ``=`` row dropped); W_out: [d_mlp,
+    d_model] of the last block; W_U: [d_model, p]; params: every trainable tensor by name (what
+    the weight norms sum over). logits: [p, p, p] at ``=``; neuron_acts: [p, p, d_mlp] (the last
+    block's MLP output activations at ``=``); attention: [p, p, n_heads, 3] (the last block's
+    pattern from ``=`` to a, b, ``=``); labels: [p, p] int64; train_mask, test_mask: [p, p] bool.
+    """
+
+    step: int
+    p: int
+    sign: int
+    W_E: Float[torch.Tensor, "p d_model"]
+    W_out: Float[torch.Tensor, "d_mlp d_model"]
+    W_U: Float[torch.Tensor, "d_model p"]
+    params: dict[str, torch.Tensor]
+    logits: Float[torch.Tensor, "p p p"]
+    neuron_acts: Float[torch.Tensor, "p p d_mlp"]
+    attention: Float[torch.Tensor, "p p n_heads 3"]
+    labels: Int[torch.Tensor, "p p"]
+    train_mask: Bool[torch.Tensor, "p p"]
+    test_mask: Bool[torch.Tensor, "p p"]
+
+    @property
+    def data_mask(self) -> torch.Tensor:
+        """[p, p] bool: the inputs the task has (train or test)."""
+        return self.train_mask | self.test_mask

@@ -1,0 +1,48 @@
+"""Probe settings: the thresholds that turn Fourier measurements into yes/no answers.
+
+Every threshold a probe reads is a field here, with its source; the runner stores the settings a
+run was probed with beside its tables, and a cached row is valid only for the settings its probe
+reads (`probes.ProbeSpec.settings`).
+
+Example:
+    >>> ProbeSettings(neuron_threshold=0.5).key_rule     # "neurons"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+KEY_RULES = ("neurons", "embed", "wl")
+NEURON_THRESHOLD = 0.85  # Nanda et al. 2023: a neuron belongs to frequency k if k explains >= 85% of its variance
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """Thresholds of the key-frequency rules (Nanda et al. 2023 use 0.85 for neurons)."""
+
+    neuron_threshold: float = NEURON_THRESHOLD  # a neuron belongs to frequency k if k explains >= this of its variance
+    min_cluster_frac: float = 0.02  # ...and k is key if its cluster holds >= this fraction of all neurons
+    norm_rel_threshold: float = 0.1  # embed / W_L rule: |F_k|^2 >= this x the largest ...
+    norm_min_share: float = 1.5  # ... and >= this x the uniform share 1/K (a flat spectrum claims none)
+    key_rule: str = "neurons"  # which rule's set drives the progress measures: neurons, embed, wl
+
+    def __post_init__(self) -> None:
+        if self.key_rule not in KEY_RULES:
+            raise ValueError(f"unknown key_rule {self.key_rule!r}; valid: {', '.join(KEY_RULES)}")
+        for name in ("neuron_threshold", "min_cluster_frac", "norm_rel_threshold"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if self.norm_min_share < 0:
+            raise ValueError(f"norm_min_share must be >= 0, got {self.norm_min_share}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def subset(self, names: tuple[str, ...]) -> dict[str, Any]:
+        """The values of the named settings (what one probe reads)."""
+        return {name: getattr(self, name) for name in names}
+
+
+SETTING_NAMES = tuple(f.name for f in dataclasses.fields(ProbeSettings))

@@ -1,0 +1,35 @@
+"""The tidy table every probe returns: one row per observation, ``step, <keys...>, value``.
+
+A key column holds one kind of thing: ``frequency`` is a frequency k (0 being the constant
+term), ``bin`` a histogram bin, ``head`` an attention head. Where a key does not apply to a
+measure (the Gini coefficient has no frequency) the cell is missing (``<NA>``, empty in the
+CSV), never a stand-in number. Integer keys use pandas' nullable ``Int64`` so they stay
+integers through a CSV round trip.
+
+Example:
+    >>> tidy(120, [("gini", None, 0.4)], ("measure", "frequency"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+INTEGER_KEYS = ("frequency", "bin", "head")
+
+
+def tidy(step: int, rows: Sequence[tuple], keys: Sequence[str]):
+    """rows: tuples ``(*key values, value)`` (None for a key that does not apply) -> DataFrame
+    ``step, *keys, value``, integer keys as ``Int64``."""
+    import pandas as pd
+
+    frame = pd.DataFrame(list(rows), columns=[*keys, "value"])
+    frame.insert(0, "step", step)
+    return with_key_types(frame)
+
+
+def with_key_types(frame):
+    """Integer key columns as nullable ``Int64``, values as float (after reading a CSV, too)."""
+    types = {key: "Int64" for key in INTEGER_KEYS if key in frame.columns}
+    if "value" in frame.columns:
+        types["value"] = "float64"
+    return frame.astype(types) if types else frame

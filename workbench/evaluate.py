@@ -1,0 +1,51 @@
+"""One checkpoint evaluated on every input of its task: the `probes.CheckpointOnGrid` probes read.
+
+Evaluating means loading the checkpoint, checking it fits the run's model, and running its
+forward pass over all p^2 sequences ``a b =`` with the chosen engine (`workbench.model`):
+``factored`` (the default; equal to TransformerLens's ``run_with_cache`` to float32 rounding,
+tested) or ``bridge`` (a TransformerBridge ``run_with_cache`` itself).
+
+Example:
+    >>> inp = evaluate_on_grid(run, run.steps[-1])            # notebooks call probes on it directly
+    >>> from probes import fourier; fourier.neuron_frequency_fractions(inp.neuron_acts)
+"""
+
+from __future__ import annotations
+
+from probes import CheckpointOnGrid
+from workbench import model, store
+from workbench.model import DEFAULT_ENGINE, check_engine
+from workbench.tasks import make_grid
+
+
+class GridEvaluator:
+    """Evaluates one run's checkpoints one after another, sharing what does not change between
+    them: the grid, the bridge (engine ``bridge``) and the activation buffers (engine
+    ``factored``). With ``reuse_buffers`` a returned value is only valid until the next call."""
+
+    def __init__(self, run: store.Run, engine: str = DEFAULT_ENGINE, reuse_buffers: bool = False):
+        self.run, self.engine = run, check_engine(engine)
+        self.grid = make_grid(run.dataset, run.split)
+        self.bridge = model.build_bridge(run.config) if engine == "bridge" else None
+        self.workspace: dict | None = {} if reuse_buffers else None
+
+    def __call__(self, step: int) -> CheckpointOnGrid:
+        """`store.CorruptCheckpoint` if the file is unreadable or does not fit the run's model."""
+        cfg, grid = self.run.config, self.grid
+        weights = self.run.weights(step)
+        problem = model.misfit_weights(cfg, weights)
+        if problem:
+            raise store.CorruptCheckpoint(f"checkpoint {self.run.step_path(step)} does not fit this run's model ({problem})")
+        acts = model.grid_activations(cfg, weights, grid.tokens, self.engine, self.workspace, self.bridge)
+        p = grid.p
+        return CheckpointOnGrid(
+            step=step, p=p, sign=grid.sign, **model.probe_weights(cfg, weights),
+            logits=acts["logits"].reshape(p, p, p), neuron_acts=acts["neuron_acts"].reshape(p, p, -1),
+            attention=acts["attention"].reshape(p, p, cfg.n_heads, 3),
+            labels=grid.labels, train_mask=grid.train, test_mask=grid.test,
+        )
+
+
+def evaluate_on_grid(run: store.Run, step: int, engine: str = DEFAULT_ENGINE) -> CheckpointOnGrid:
+    """The checkpoint at ``step`` evaluated on every (a, b)."""
+    return GridEvaluator(run, engine)(step)

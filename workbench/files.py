@@ -1,0 +1,126 @@
+"""Durable file writes: atomic replacement, the user's permissions, locks.
+
+Every file the workbench writes goes through here. A write goes to a hidden temporary file in
+the same folder (``.<name>.<random>.tmp``), is flushed to disk, given the permissions a plain
+``open()`` would have given it under the user's umask, and renamed over the target: a reader
+sees the old file or the new one, never half of one, and a crash leaves at most a stale
+temporary that `remove_stale_temporaries` clears. (``tempfile.mkstemp`` makes 0600 files and
+``mkdtemp`` 0700 folders; renamed into place unchanged they would lock colleagues out of a run
+copied to a shared server or a report served over HTTP.)
+
+Example:
+    >>> write_json(Path("run/config.json"), {"p": 113})
+    >>> with exclusive_lock(Path("run/.lock"), "run 'x' is busy: another process is training it"): ...
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import UsageError
+
+
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back: there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def plain_file_mode() -> int:
+    """The mode ``open(path, "w")`` gives a new file: 0o666 less the umask."""
+    return 0o666 & ~_umask()
+
+
+def plain_dir_mode() -> int:
+    """The mode ``os.mkdir`` gives a new folder: 0o777 less the umask."""
+    return 0o777 & ~_umask()
+
+
+def make_private_temp_dir(parent: Path, prefix: str) -> Path:
+    """A hidden folder in ``parent`` to assemble something in before renaming it into place;
+    it gets the permissions of a plain ``mkdir`` (not mkdtemp's 0700)."""
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    os.chmod(tmp, plain_dir_mode())
+    return tmp
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` to fill a temporary beside ``path``, fsync it, give it the plain-file
+    mode, and rename it over ``path``. On any failure the temporary is removed and ``path`` is
+    untouched."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        os.close(fd)
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, plain_file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode())
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Indented, key-sorted JSON (the same object gives the same bytes)."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line with a single ``write`` on an O_APPEND descriptor (no interleaving)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # the umask applies, as for open()
+    try:
+        os.write(fd, (line + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(*folders: Path) -> None:
+    """Delete leftover ``.*.tmp`` files of an interrupted writer (only a lock holder calls this)."""
+    for folder in folders:
+        for tmp in folder.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def waiting_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock that waits its turn (two `make probe` on one run take turns)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def exclusive_lock(path: Path, busy_message: str) -> Iterator[None]:
+    """An exclusive lock that refuses to wait: a second holder gets `UsageError(busy_message)`."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(busy_message) from None
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,17 @@
+"""One-line text summaries of a run for people: the CLI, the report and notebooks print these.
+
+Example:
+    >>> metrics_line(run.last_metrics, run.config.epochs)
+    'step 3000/3000  train loss 1.2e-07 acc 100.0%  test loss 0.0031 acc 100.0%'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def metrics_line(row: dict[str, Any], epochs: int | None = None) -> str:
+    """An evaluation row (`store.Run.last_metrics`) as one line; ``epochs`` adds "/total"."""
+    step = f"step {row['step']}" + (f"/{epochs}" if epochs is not None else "")
+    return (f"{step}  train loss {row['train_loss']:.3g} acc {row['train_acc']:.1%}  "
+            f"test loss {row['test_loss']:.3g} acc {row['test_acc']:.1%}")
