@@ -129,3 +129,74 @@ def test_tables_round_trip_with_one_meaning_per_key_column(cache_run):
     assert _rows(progress, "train_loss").frequency.isna().all()
     for name, table in results.tables.items():
         pd.testing.assert_frame_equal(store.read_table(store.probe_table_path(cache_run.path, name)), table)
+
+
+def test_a_deleted_table_is_measured_again(cache_run):
+    """The index vouches only for rows its table holds."""
+    workbench.probe(cache_run, progress=False)
+    (cache_run.path / "probes" / "progress.csv").unlink()
+    again = workbench.probe(cache_run, progress=False)
+    assert again.computed == {"fourier": 0, "progress": len(cache_run.steps), "weights": 0, "attention": 0}
+    assert sorted(cache_run.probe_table("progress").step.unique()) == cache_run.steps
+
+
+def test_a_write_cut_off_half_way_is_never_trusted(cache_run, monkeypatch):
+    workbench.probe(cache_run, progress=False)
+    real, calls = store.write_probe_table, []
+
+    def dies_after_the_first(run, name, frame):
+        calls.append(name)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        real(run, name, frame)
+
+    monkeypatch.setattr(store, "write_probe_table", dies_after_the_first)
+    with pytest.raises(KeyboardInterrupt):
+        workbench.probe(cache_run, key_freqs=[2, 5], progress=False)
+    monkeypatch.setattr(store, "write_probe_table", real)
+    # the options were not saved, and the rewritten table is not vouched for: it is measured again
+    result = workbench.probe(cache_run, progress=False)
+    assert result.options.key_freqs is None
+    n = len(cache_run.steps)
+    assert result.computed[calls[0]] == n
+    step = cache_run.steps[-1]
+    fresh = _fresh_fourier(cache_run, step, result.key_frequencies["key_freqs"], ProbeSettings())
+    stored = result.tables["fourier"]
+    pd.testing.assert_frame_equal(stored[stored.step == step].reset_index(drop=True), fresh)
+
+
+def test_a_replaced_checkpoint_is_measured_again_even_with_its_old_mtime(cache_run):
+    import os
+
+    workbench.probe(cache_run, progress=False)
+    path = cache_run.step_path(20)
+    st = path.stat()
+    store.write_checkpoint(cache_run, 20, cache_run.weights(40))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # as `cp -p` or `rsync -a` would leave it
+    again = workbench.probe(cache_run, probes=["weights"], progress=False)
+    assert again.computed == {"weights": 1}
+    w = again.tables["weights"].query("param == 'total'").set_index("step").value
+    assert w[20] == w[40]
+
+
+def test_changing_the_key_rule_reuses_the_rules_answers(cache_run, monkeypatch):
+    import workbench.runner as runner
+
+    first = workbench.probe(cache_run, progress=False)
+    calls = []
+    real = runner.key_frequencies_of
+    monkeypatch.setattr(runner, "key_frequencies_of", lambda *a: calls.append(1) or real(*a))
+    wl = workbench.probe(cache_run, overrides={"key_rule": "wl"}, progress=False)
+    assert calls == [], "every rule's answer is cached; the rule only picks one"
+    assert wl.key_frequencies["key_freqs"] == first.key_frequencies["by_rule"]["wl"]
+
+
+@pytest.mark.parametrize("given", ["0", "12", "3,40"])
+def test_key_frequencies_that_do_not_exist_are_refused(cache_run, runs_root, capsys, given):
+    from tests.conftest import snapshot
+
+    before = snapshot(runs_root)
+    assert main(["probe", "cache-run", "--no-progress", "--key-freqs", given]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "do not exist for p=23; give values in 1..11 or 'auto'" in err
+    assert snapshot(runs_root) == before

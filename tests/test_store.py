@@ -135,3 +135,34 @@ def test_library_takes_the_runs_root_as_an_argument(tmp_path, monkeypatch):
     assert not (tmp_path / "from-env").exists()
     assert store.list_runs(tmp_path / "given") == ["rooted"]
     assert workbench.open_run("rooted", tmp_path / "given").path == run.path
+
+
+@pytest.mark.parametrize("text", ["{}", "[]", '{"sessions": 3}'])
+def test_provenance_of_the_wrong_shape_is_one_line(small_run, runs_root, capsys, text):
+    (small_run.path / store.PROVENANCE).write_text(text)
+    before = snapshot(runs_root)
+    assert main(["train", "dmg", "--no-progress"]) == 2
+    _one_line_error(capsys, "provenance.json is damaged")
+    assert snapshot(runs_root) == before
+    assert main(["train", "dmg", "--no-progress", "--from-last-checkpoint"]) == 2, "checked before the state is rebuilt"
+    assert snapshot(runs_root) == before
+
+
+@pytest.mark.parametrize("text", ["[]", "null", "{}"])
+def test_probe_settings_of_the_wrong_shape_are_one_line(small_run, runs_root, capsys, text):
+    workbench.probe(small_run, progress=False)
+    (small_run.path / "probes" / "settings.json").write_text(text)
+    before = snapshot(runs_root)
+    assert main(["probe", "dmg", "--no-progress"]) == 2
+    _one_line_error(capsys, "settings.json is damaged")
+    assert snapshot(runs_root) == before
+
+
+def test_report_on_a_run_whose_last_checkpoint_is_damaged(small_run, capsys):
+    path = small_run.step_path(20)
+    path.write_bytes(path.read_bytes()[:100])
+    assert main(["report", "dmg", "--no-images"]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    page = (small_run.path / "report" / "index.html").read_text()
+    assert "step 10" in page and "after (final): step 10" in page

@@ -36,7 +36,7 @@ def _bundle_js() -> str:
     start = src.find(_MODULE_OPEN)
     end = src.rfind(_RENDER_CALL)
     if start < 0 or end < 0:
-        raise RuntimeError("circuitsvis local_src has an unexpected layout; update workbench/visuals.py")
+        raise RuntimeError("circuitsvis local_src has an unexpected layout; update workbench/circuitsvis_html.py")
     return src[start + len(_MODULE_OPEN) : end]
 
 

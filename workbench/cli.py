@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from workbench.errors import UsageError
+from workbench.store import CorruptCheckpoint
 
 ROOT_VARIABLE = "WORKBENCH_CHECKPOINTS"
 
@@ -191,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(stray)}")
         command = {"train": _cmd_train, "probe": _cmd_probe, "report": _cmd_report, "runs": _cmd_runs, "info": _cmd_info, "presets": _cmd_presets}[args.command]
         return command(args)
-    except UsageError as exc:
+    except (UsageError, CorruptCheckpoint) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head`

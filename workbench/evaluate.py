@@ -26,7 +26,7 @@ class GridEvaluator:
     def __init__(self, run: store.Run, engine: str = DEFAULT_ENGINE, reuse_buffers: bool = False):
         self.run, self.engine = run, check_engine(engine)
         self.grid = make_grid(run.dataset, run.split)
-        self.bridge = model.build_bridge(run.config) if engine == "bridge" else None
+        self.bridge = None  # built at the first bridge evaluation (TransformerLens costs seconds to load)
         self.workspace: dict | None = {} if reuse_buffers else None
 
     def __call__(self, step: int) -> CheckpointOnGrid:
@@ -36,6 +36,8 @@ class GridEvaluator:
         problem = model.misfit_weights(cfg, weights)
         if problem:
             raise store.CorruptCheckpoint(f"checkpoint {self.run.step_path(step)} does not fit this run's model ({problem})")
+        if self.engine == "bridge" and self.bridge is None:
+            self.bridge = model.build_bridge(cfg)
         acts = model.grid_activations(cfg, weights, grid.tokens, self.engine, self.workspace, self.bridge)
         p = grid.p
         return CheckpointOnGrid(

@@ -30,6 +30,7 @@ import plotly.graph_objects as go
 
 from probes import ProbeSettings
 from workbench import circuitsvis_html, figures, model, store
+from workbench.errors import UsageError
 from workbench.evaluate import evaluate_on_grid
 from workbench.probe_options import ProbeOptions
 from workbench.runner import ProbeResults, probe
@@ -53,9 +54,8 @@ def _nearest(steps: list[int], target: int | None) -> int | None:
     return min(steps, key=lambda s: (abs(s - target), s))
 
 
-def story_steps(run: store.Run, phase_steps: dict[str, int | None]) -> dict[str, int]:
-    """Checkpoints to show before, during and after grokking (nearest available ones)."""
-    steps = run.steps
+def story_steps(steps: list[int], phase_steps: dict[str, int | None]) -> dict[str, int]:
+    """Checkpoints to show before, during and after grokking (the nearest of ``steps``)."""
     s = phase_steps
     chosen = {
         "before (memorised)": _nearest(steps, s.get("memorization")) or steps[min(1, len(steps) - 1)],
@@ -72,7 +72,7 @@ def build_figures(run: store.Run, results: ProbeResults | None = None) -> dict[s
     phases = results.phases.to_dict()
     keys = results.key_frequencies["key_freqs"]
     threshold = results.options.settings.neuron_threshold
-    final = run.steps[-1]
+    final = readable_steps(run, results)[-1]
     ckpt = evaluate_on_grid(run, final, results.options.engine)
     out = {
         "loss_curves": (figures.loss_curves(run.metrics, phases),
@@ -106,7 +106,15 @@ def build_figures(run: store.Run, results: ProbeResults | None = None) -> dict[s
     return out
 
 
-def _circuitsvis_section(run: store.Run, phase_steps: dict[str, int | None], n_inputs: int = 3) -> str:
+def readable_steps(run: store.Run, results: ProbeResults) -> list[int]:
+    """The run's steps less the checkpoints the probes could not read (those are named in the summary)."""
+    steps = [s for s in run.steps if s not in results.skipped]
+    if not steps:
+        raise UsageError(f"run {run.name!r} has no readable checkpoint to report on")
+    return steps
+
+
+def _circuitsvis_section(run: store.Run, steps: list[int], phase_steps: dict[str, int | None], n_inputs: int = 3) -> str:
     """circuitsvis attention patterns for a few test inputs (spread over the test set) at the
     story steps, read from the bridge's own attention-pattern hook."""
     import torch
@@ -117,7 +125,7 @@ def _circuitsvis_section(run: store.Run, phase_steps: dict[str, int | None], n_i
     tokens = run.dataset.tokens[picks]
     symbol = {"add": "+", "sub": "-", "mul": "*", "div": "/"}.get(cfg.operation)
     parts = [circuitsvis_html.bundle_script()]
-    for label, step in story_steps(run, phase_steps).items():
+    for label, step in story_steps(steps, phase_steps).items():
         patterns = model.attention_patterns(model.load_bridge(run, step), cfg, tokens)
         parts.append(f"<h3>{html.escape(label)}: step {step}</h3><div class='cv-row'>")
         for j, (a, b, _) in enumerate(tokens.tolist()):
@@ -230,7 +238,7 @@ def build_report(
                     + (f" <span class='muted'>[{name}.png / .svg / .pdf]</span>" if not error else "") + "</p>")
     body.append("<h2 id='circuitsvis'>Attention patterns (circuitsvis)</h2><p class='caption'>Per head, from each token to the "
                 "earlier ones, for a few test inputs before, during and after grokking.</p>")
-    body.append(_circuitsvis_section(run, results.phases.steps))
+    body.append(_circuitsvis_section(run, readable_steps(run, results), results.phases.steps))
     page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(run.name)} — grokking report"
             f"</title><style>{CSS}</style>\n<script>{get_plotlyjs()}</script></head>\n<body>\n"
             + "\n".join(body) + "\n</body></html>\n")

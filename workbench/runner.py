@@ -35,6 +35,7 @@ from typing import Any
 
 from probes import REGISTRY, ProbeSettings, ProbeSpec, get_probe
 from probes.fourier import key_frequencies as key_frequencies_of
+from probes.fourier import n_frequencies
 from probes.phases import Phases, detect_phases
 from workbench import heap, store
 from workbench.errors import UsageError
@@ -108,10 +109,17 @@ def current_options(run: store.Run, settings: ProbeSettings | None = None, overr
     """The run's stored options (or the defaults), with what the caller gives replaced:
     ``settings`` replaces all settings, ``overrides`` (``key=value``) single ones."""
     stored = run.probe_options
-    options = ProbeOptions.from_dict(stored, f"{run.path / store.PROBES_DIR / store.PROBE_OPTIONS}") if stored else ProbeOptions()
+    options = ProbeOptions() if stored is None else \
+        ProbeOptions.from_dict(stored, f"{run.path / store.PROBES_DIR / store.PROBE_OPTIONS}")
     if settings is not None:
         options = dataclasses.replace(options, settings=settings)
-    return options.changed(overrides, engine, key_freqs)
+    options = options.changed(overrides, engine, key_freqs)
+    K = n_frequencies(run.config.p)
+    wrong = [k for k in options.key_freqs or () if not 1 <= k <= K]
+    if wrong:
+        raise UsageError(f"key frequencies {', '.join(map(str, wrong))} do not exist for p={run.config.p}; "
+                         f"give values in 1..{K} or 'auto'")
+    return options
 
 
 def depends(spec: ProbeSpec, options: ProbeOptions, key_freqs: Sequence[int]) -> dict[str, Any]:
@@ -127,25 +135,27 @@ def depends(spec: ProbeSpec, options: ProbeOptions, key_freqs: Sequence[int]) ->
 def fix_key_frequencies(run: store.Run, options: ProbeOptions, cache: store.ProbeCache, evaluate: GridEvaluator,
                         skipped: dict[int, str]) -> dict[str, Any]:
     """The key frequencies: given, or by every rule at the last readable checkpoint (cached by
-    its content, the settings, the engine and the rules' version)."""
+    its content, the rules' thresholds, the engine and the rules' version; ``key_rule`` only
+    picks one of the rules' answers)."""
     if options.key_freqs is not None:
         result = {"rule": "given", "step": None, "key_freqs": list(options.key_freqs), "by_rule": {}}
         store.write_probe_json(run, store.KEY_FREQUENCIES, result)
         return result
-    needs = {"version": get_probe("fourier").version, "settings": options.settings.to_dict(), "engine": options.engine}
+    thresholds = {k: v for k, v in options.settings.to_dict().items() if k != "key_rule"}
+    needs = {"version": get_probe("fourier").version, "settings": thresholds, "engine": options.engine}
+    rule = options.settings.key_rule
     for step in reversed(run.steps):
         try:
             digest = cache.checkpoint_hash(step)
             cached = cache.key_frequencies(step, digest, needs)
-            if cached is not None:
-                return cached
-            by_rule = key_frequencies_of(evaluate(step), options.settings)
+            by_rule = cached["by_rule"] if cached else key_frequencies_of(evaluate(step), options.settings)
         except (store.CorruptCheckpoint, OSError) as exc:
             skipped[step] = str(exc)
             continue
-        result = {"rule": options.settings.key_rule, "step": step, "hash": digest, "depends": needs,
-                  "key_freqs": by_rule[options.settings.key_rule], "by_rule": by_rule}
-        store.write_probe_json(run, store.KEY_FREQUENCIES, result)
+        result = {"rule": rule, "step": step, "hash": digest, "depends": needs, "key_freqs": by_rule[rule],
+                  "by_rule": by_rule}
+        if result != cached:
+            store.write_probe_json(run, store.KEY_FREQUENCIES, result)
         return result
     raise UsageError(f"run {run.name!r} has no readable checkpoint to take key frequencies from")
 
@@ -164,6 +174,8 @@ class _Plan:
 
 def plan(run: store.Run, cache: store.ProbeCache, selected: list[int], names: set[str], options: ProbeOptions,
          key_freqs: Sequence[int], skipped: dict[int, str]) -> _Plan:
+    """Which steps' rows stay and which selected steps are measured, per probe (the cache has
+    already dropped the records of rows its tables do not hold)."""
     hashes = {}
     for step in run.steps:
         try:
@@ -213,24 +225,26 @@ def measure(run: store.Run, work: _Plan, options: ProbeOptions, key_freqs: Seque
     return new_rows
 
 
-def merge_tables(run: store.Run, cache: store.ProbeCache, work: _Plan, new_rows: dict[str, list]) -> dict[str, Any]:
-    """Every probe's table: its still-valid cached rows plus the new ones, written when changed."""
+def merge_tables(run: store.Run, cache: store.ProbeCache, work: _Plan, old_tables: dict[str, Any],
+                 new_rows: dict[str, list]) -> dict[str, Any]:
+    """Every probe's table: its still-valid cached rows plus the new ones, written when changed
+    (the index first forgets the tables being rewritten, so a cut-off write is never trusted)."""
     import pandas as pd
 
-    tables = {}
+    tables, changed = {}, {}
     for name in REGISTRY:
-        old, fresh, keep = cache.table(name), new_rows[name], work.keep[name]
+        old, fresh, keep = old_tables[name], new_rows[name], work.keep[name]
         kept = old[old.step.isin(keep)] if old is not None else None
-        measured = {int(f.step.iloc[0]) for f in fresh}
-        cache.keep_only(name, keep | measured)
+        cache.keep_only(name, keep | {int(f.step.iloc[0]) for f in fresh})
         if not fresh and (old is None or len(kept) == len(old)):
             tables[name] = old
             continue
         parts = ([kept] if kept is not None and len(kept) else []) + fresh
-        table = pd.concat(parts, ignore_index=True).sort_values("step", kind="stable").reset_index(drop=True) \
-            if parts else pd.DataFrame(columns=list(REGISTRY[name].columns))
+        tables[name] = changed[name] = pd.concat(parts, ignore_index=True).sort_values("step", kind="stable") \
+            .reset_index(drop=True) if parts else pd.DataFrame(columns=list(REGISTRY[name].columns))
+    cache.invalidate(list(changed))
+    for name, table in changed.items():
         store.write_probe_table(run, name, table)
-        tables[name] = table
     return tables
 
 
@@ -262,16 +276,19 @@ def probe(
         raise UsageError(f"run {run.name!r} has no checkpoints yet; train it first (make train RUN={run.name})")
     selected = parse_steps(steps, run.steps)
     # read the run's own files first: a damaged one stops here, before anything is written
-    options = current_options(run, settings, overrides, key_freqs, engine)
-    evaluate = GridEvaluator(run, options.engine, reuse_buffers=True)
+    current_options(run, settings, overrides, key_freqs, engine)
+    run.split  # noqa: B018 - read (and checked) now
     heap.bound_heap_growth()
     with store.probe_lock(run):
+        options = current_options(run, settings, overrides, key_freqs, engine)  # again: another prober may have changed them
+        evaluate = GridEvaluator(run, options.engine, reuse_buffers=True)
         cache = store.ProbeCache(run)
+        old_tables = {name: cache.table(name) for name in REGISTRY}
         skipped: dict[int, str] = {}
         kf = fix_key_frequencies(run, options, cache, evaluate, skipped)
         work = plan(run, cache, selected, {s.name for s in specs}, options, kf["key_freqs"], skipped)
         new_rows = measure(run, work, options, kf["key_freqs"], cache, evaluate, skipped, progress)
-        tables = merge_tables(run, cache, work, new_rows)
+        tables = merge_tables(run, cache, work, old_tables, new_rows)
         cache.save()
         if run.probe_options != options.to_dict():
             store.write_probe_options(run, options.to_dict())

@@ -217,7 +217,12 @@ class Run:
 
     @property
     def provenance(self) -> dict[str, Any]:
-        return _read_json(self.path / PROVENANCE, "restore it from a copy of this run; the checkpoints are unaffected")
+        path = self.path / PROVENANCE
+        advice = "restore it from a copy of this run; the checkpoints are unaffected"
+        prov = _read_json(path, advice)
+        if not isinstance(prov, dict) or not isinstance(prov.get("sessions"), list):
+            raise DamagedFile(f"{path} is damaged (not an object with a list of sessions); {advice}")
+        return prov
 
     @property
     def steps(self) -> list[int]:
@@ -327,7 +332,11 @@ class Run:
         path = self.path / PROBES_DIR / PROBE_OPTIONS
         if not path.exists():
             return None
-        return _read_json(path, "delete it to probe with the default settings, or give the settings again with SET=")
+        advice = "delete it to probe with the default settings, or give the settings again with SET="
+        options = _read_json(path, advice)
+        if not isinstance(options, dict) or not isinstance(options.get("settings"), dict):
+            raise DamagedFile(f"{path} is damaged (not an object with settings); {advice}")
+        return options
 
 
 # ---------------------------------------------------------------------------- writing a run
@@ -498,9 +507,11 @@ class ProbeCache:
             return None
 
     def checkpoint_hash(self, step: int) -> str:
-        """The checkpoint's content hash (OSError if it cannot be read)."""
+        """The checkpoint's content hash (OSError if it cannot be read). The memo is keyed by size,
+        inode, mtime and ctime: a file replaced by another (even one given the same mtime by
+        ``cp -p`` or ``rsync -a``) gets a new inode or ctime, and is hashed again."""
         st = self.run.step_path(step).stat()
-        stamp = [st.st_size, st.st_mtime_ns]
+        stamp = [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
         memo = self._hashes.get(str(step))
         if memo and memo.get("stamp") == stamp:
             return memo["hash"]
@@ -522,6 +533,15 @@ class ProbeCache:
         """Drop the records of every other step (their rows were dropped from the table)."""
         self._rows[probe] = {s: v for s, v in self._rows.get(probe, {}).items() if int(s) in steps}
 
+    def invalidate(self, probes: list[str]) -> None:
+        """Save the index without any record of these probes, before their tables are rewritten:
+        a write cut off half-way then leaves tables that nothing vouches for, and they are
+        measured again, never trusted."""
+        if probes:
+            held = {p: self._rows.pop(p, {}) for p in probes}
+            self.save()
+            self._rows.update(held)
+
     def save(self) -> None:
         used = {entry["depends"] for rows in self._rows.values() for entry in rows.values()}
         index = {"format": PROBE_INDEX_FORMAT, "hashes": self._hashes, "probes": self._rows,
@@ -529,19 +549,25 @@ class ProbeCache:
         files.write_json(self.run.path / PROBES_DIR / PROBE_INDEX, index)
 
     def table(self, probe: str):
-        """The probe's cached table, or None (absent or damaged: then it is rebuilt)."""
+        """The probe's cached table, or None (absent or damaged: then it is rebuilt). Records of
+        steps the table does not hold are dropped: a row is valid only if it is there."""
         try:
-            return self.run.probe_table(probe)
+            table = self.run.probe_table(probe)
         except DamagedFile:
             self.damaged.append(str(probe_table_path(self.run.path, probe)))
-            self._rows.pop(probe, None)
-            return None
+            table = None
+        self.keep_only(probe, set() if table is None else {int(s) for s in table.step.unique()})
+        return table
+
+    @cached_property
+    def _key_frequencies(self) -> Any:
+        return self._load(self.run.path / PROBES_DIR / KEY_FREQUENCIES)
 
     def key_frequencies(self, step: int, checkpoint: str, depends: dict[str, Any]) -> dict[str, Any] | None:
         """The cached key frequencies if they were taken from this checkpoint with these dependencies."""
-        stored = self._load(self.run.path / PROBES_DIR / KEY_FREQUENCIES)
+        stored = self._key_frequencies
         if isinstance(stored, dict) and stored.get("step") == step and stored.get("hash") == checkpoint \
-                and stored.get("depends") == depends:
+                and stored.get("depends") == depends and isinstance(stored.get("by_rule"), dict):
             return stored
         return None
 

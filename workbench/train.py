@@ -190,6 +190,7 @@ def train(
     dev = pick_device(device)
     handle = create_run(run_path, cfg) if saved is None else store.Run(run_path)
     with store.training_lock(handle):
+        handle.provenance, handle.split  # noqa: B018 - read (and checked) before anything is written
         if from_last_checkpoint:
             step = reset_state_from_checkpoint(handle)
             print(f"run {handle.name!r}: resume state rebuilt from the checkpoint at step {step} (fresh optimiser moments)")
