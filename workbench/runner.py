@@ -167,6 +167,7 @@ class _Plan:
     hashes: dict[int, str]
     keep: dict[str, set[int]]
     todo: dict[str, list[int]]
+    depends: dict[str, dict[str, Any]]  # per probe: what its rows depend on besides the checkpoint
 
     def steps_to_measure(self) -> list[int]:
         return sorted({s for steps in self.todo.values() for s in steps})
@@ -184,11 +185,11 @@ def plan(run: store.Run, cache: store.ProbeCache, selected: list[int], names: se
             if step in selected:
                 skipped[step] = str(exc)
     keep, todo = {}, {}
-    for spec in REGISTRY.values():
-        needs = depends(spec, options, key_freqs)
-        keep[spec.name] = {s for s, h in hashes.items() if cache.is_valid(spec.name, s, h, needs)}
-        todo[spec.name] = [s for s in selected if s in hashes and s not in keep[spec.name]] if spec.name in names else []
-    return _Plan(hashes, keep, todo)
+    needs = {spec.name: depends(spec, options, key_freqs) for spec in REGISTRY.values()}
+    for name in REGISTRY:
+        keep[name] = {s for s, h in hashes.items() if cache.is_valid(name, s, h, needs[name])}
+        todo[name] = [s for s in selected if s in hashes and s not in keep[name]] if name in names else []
+    return _Plan(hashes, keep, todo, needs)
 
 
 def measure(run: store.Run, work: _Plan, options: ProbeOptions, key_freqs: Sequence[int], cache: store.ProbeCache,
@@ -214,7 +215,7 @@ def measure(run: store.Run, work: _Plan, options: ProbeOptions, key_freqs: Seque
                 if tuple(frame.columns) != spec.columns:
                     raise RuntimeError(f"probe {name!r} returned columns {list(frame.columns)}; its spec declares {list(spec.columns)}")
                 new_rows[name].append(frame)
-                cache.record(name, step, work.hashes[step], depends(spec, options, key_freqs))
+                cache.record(name, step, work.hashes[step], work.depends[name])
             del inp
         if i % RELEASE_EVERY == RELEASE_EVERY - 1:
             heap.release_memory()
