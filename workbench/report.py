@@ -28,7 +28,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from probes import ProbeSettings
+from probes import KEY_RULES, ProbeSettings
 from workbench import circuitsvis_html, figures, model, store
 from workbench.errors import UsageError
 from workbench.evaluate import evaluate_on_grid
@@ -153,7 +153,8 @@ def _summary_html(run: store.Run, results: ProbeResults, options_given: bool) ->
     phase_rows = "".join(f"<tr><td>{html.escape(k.replace('_', ' '))}</td><td>{'—' if v is None else v}</td>"
                          f"<td>{html.escape(results.phases.criteria[k])}</td></tr>"
                          for k, v in results.phases.steps.items())
-    by_rule = ", ".join(f"{r}: {', '.join(map(str, f)) or 'none'}" for r, f in kf.get("by_rule", {}).items())
+    rules = kf.get("by_rule", {})
+    by_rule = ", ".join(f"{r}: {', '.join(map(str, rules[r])) or 'none'}" for r in KEY_RULES if r in rules)
     final = html.escape(metrics_line(last)) if last else "no metrics"
     config = json.dumps(cfg.to_dict(), indent=1)
     return f"""

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from probes import REGISTRY, ProbeSettings, ProbeSpec, get_probe
+from probes import KEY_RULES, REGISTRY, ProbeSettings, ProbeSpec, get_probe
 from probes.fourier import key_frequencies as key_frequencies_of
 from probes.fourier import n_frequencies
 from probes.phases import Phases, detect_phases
@@ -65,7 +65,8 @@ class ProbeResults:
                  + ", ".join(f"{k} {v}" for k, v in self.computed.items()),
                  f"options: {self.options.describe()}",
                  f"key frequencies ({kf['rule']}, step {kf['step']}): {_fmt(kf['key_freqs'])}"]
-        lines += [f"  by {rule:8s} {_fmt(freqs)}" for rule, freqs in kf.get("by_rule", {}).items()]
+        by_rule = kf.get("by_rule", {})
+        lines += [f"  by {rule:8s} {_fmt(by_rule[rule])}" for rule in KEY_RULES if rule in by_rule]
         lines.append("phases: " + ", ".join(f"{k} {'-' if v is None else v}" for k, v in self.phases.steps.items()))
         lines += [f"NOTE: {path} could not be read; its results were recomputed" for path in self.rebuilt]
         lines += [f"SKIPPED step {step}: {why}" for step, why in sorted(self.skipped.items())]
