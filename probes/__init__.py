@@ -10,6 +10,10 @@ the key frequencies if ``reads_key_freqs``, and the activation engine if ``reads
 Declare too little and a stale row survives a change; the runner also checks every returned
 table's columns against ``keys``.
 
+A probe with ``default=False`` (``llc``: seconds per checkpoint) runs only when named; one
+with ``parallel`` is measured in worker processes, one checkpoint each; one that
+``reads_model`` gets the trainer's module at the checkpoint in ``CheckpointOnGrid.model``.
+
 Add a probe by writing its module, adding its spec to `REGISTRY` (bump ``version`` whenever its
 numbers change), and giving it an analytic test (CONTRIBUTING.md).
 
@@ -22,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from probes import attention, fourier, progress, weights
+from probes import attention, complexity, fourier, llc, progress, weights
 from probes.grid import CheckpointOnGrid
 from probes.settings import KEY_RULES, SETTING_NAMES, ProbeSettings
 from probes.table import INTEGER_KEYS
@@ -38,6 +42,9 @@ class ProbeSpec:
     reads_activations: bool = True  # reads logits / neuron_acts / attention (so depends on the engine)
     reads_key_freqs: bool = True
     settings: tuple[str, ...] = ()  # the `ProbeSettings` fields it reads
+    default: bool = True  # measured when no probes are named; False: opt-in (costly), by name only
+    reads_model: bool = False  # reads `CheckpointOnGrid.model` (a trainable copy of the checkpoint's module)
+    parallel: bool = False  # costly per checkpoint: the runner measures checkpoints in worker processes
 
     def __post_init__(self) -> None:
         unknown = set(self.settings) - set(SETTING_NAMES)
@@ -59,6 +66,11 @@ REGISTRY: dict[str, ProbeSpec] = {
         ProbeSpec("weights", weights.probe, 1, ("param",), "sum of squared weights",
                   reads_activations=False, reads_key_freqs=False),
         ProbeSpec("attention", attention.probe, 1, ("measure", "head"), "attention from '=' per head"),
+        ProbeSpec("complexity", complexity.probe, 1, ("measure",),
+                  "active neuron fraction, weight entropy, parameter count", reads_key_freqs=False),
+        ProbeSpec("llc", llc.probe, 1, ("measure",), "local learning coefficient (devinterp SGLD; opt-in, slow)",
+                  reads_activations=False, reads_key_freqs=False, default=False, reads_model=True, parallel=True,
+                  settings=tuple(name for name in SETTING_NAMES if name.startswith("llc_"))),
     )
 }
 

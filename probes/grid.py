@@ -29,7 +29,9 @@ class CheckpointOnGrid:
     d_model] of the last block; W_U: [d_model, p]; params: every trainable tensor by name (what
     the weight norms sum over). logits: [p, p, p] at ``=``; neuron_acts: [p, p, d_mlp] (the last
     block's MLP output activations at ``=``); attention: [p, p, n_heads, 3] (the last block's
-    pattern from ``=`` to a, b, ``=``); labels: [p, p] int64; train_mask, test_mask: [p, p] bool.
+    pattern from ``=`` to a, b, ``=``); labels: [p, p] int64; train_mask, test_mask: [p, p] bool. model: for probes that perturb the
+    weights (``llc``), a private copy of the trainer's module at this checkpoint (tokens [batch, 3]
+    -> logits at ``=`` [batch, p]; the parameters the run trained have ``requires_grad``), else None.
     """
 
     step: int
@@ -45,6 +47,7 @@ class CheckpointOnGrid:
     labels: Int[torch.Tensor, "p p"]
     train_mask: Bool[torch.Tensor, "p p"]
     test_mask: Bool[torch.Tensor, "p p"]
+    model: torch.nn.Module | None = None
 
     @property
     def data_mask(self) -> torch.Tensor:

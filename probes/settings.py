@@ -27,6 +27,15 @@ class ProbeSettings:
     norm_rel_threshold: float = 0.1  # embed / W_L rule: |F_k|^2 >= this x the largest ...
     norm_min_share: float = 1.5  # ... and >= this x the uniform share 1/K (a flat spectrum claims none)
     key_rule: str = "neurons"  # which rule's set drives the progress measures: neurons, embed, wl
+    # the llc probe's SGLD sampler (`probes.llc`: calibrated on the fast preset, reasons there)
+    llc_step_size: float = 1e-4  # SGLD step size epsilon
+    llc_nbeta: float = 0.0  # inverse temperature n*beta; 0: n / log n (Watanabe's WBIC temperature)
+    llc_localization: float = 1000.0  # gamma: pull of the chains toward the checkpoint
+    llc_chains: int = 4
+    llc_draws: int = 100  # SGLD steps per chain that count, after the burn-in
+    llc_burnin: int = 50  # SGLD steps per chain dropped first
+    llc_batch_size: int = 64
+    llc_seed: int = 0
 
     def __post_init__(self) -> None:
         if self.key_rule not in KEY_RULES:
@@ -36,6 +45,12 @@ class ProbeSettings:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.norm_min_share < 0:
             raise ValueError(f"norm_min_share must be >= 0, got {self.norm_min_share}")
+        for name in ("llc_step_size", "llc_chains", "llc_draws", "llc_batch_size"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("llc_nbeta", "llc_localization", "llc_burnin"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -46,3 +61,4 @@ class ProbeSettings:
 
 
 SETTING_NAMES = tuple(f.name for f in dataclasses.fields(ProbeSettings))
+SETTING_TYPES = {f.name: type(f.default) for f in dataclasses.fields(ProbeSettings)}  # str, float or int

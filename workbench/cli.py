@@ -54,10 +54,12 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("probe", help="measure every checkpoint of a run; write tables; print a summary")
     p.add_argument("run", help="run name or path")
-    p.add_argument("--probes", default=None, help="comma-separated probe names (default: all): " + "; ".join(
-        f"{spec.name} ({spec.doc})" for spec in REGISTRY.values()))
+    p.add_argument("--probes", default=None, help="comma-separated probe names (default: all but the opt-in llc): "
+                   + "; ".join(f"{spec.name} ({spec.doc})" for spec in REGISTRY.values()))
     p.add_argument("--steps", default=None, help="all (default), last, A:B or a comma list of steps")
     _probe_option_arguments(p)
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes for the costly probes (llc), one checkpoint each (default: one per core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("report", help="probe (cached), then write report/index.html and PNG/SVG/PDF figures")
@@ -84,8 +86,9 @@ def _probe_option_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated key frequencies, or 'auto' to take them from the final checkpoint again")
     p.add_argument("--default-settings", action="store_true", help="start from the default settings, not the run's current ones")
     p.epilog = ("Probe settings follow as key=value: neuron_threshold=0.85 min_cluster_frac=0.02 norm_rel_threshold=0.1 "
-                "norm_min_share=1.5 key_rule=neurons|embed|wl. They change the run's current settings, which later "
-                "`probe` and `report` commands use.")
+                "norm_min_share=1.5 key_rule=neurons|embed|wl, and the llc sampler's llc_step_size=1e-4 llc_nbeta=0 "
+                "(n/log n) llc_localization=1000 llc_chains=4 llc_draws=100 llc_burnin=50 llc_batch_size=64 llc_seed=0. "
+                "They change the run's current settings, which later `probe` and `report` commands use.")
 
 
 def _probe_options(args: argparse.Namespace) -> dict:
@@ -121,7 +124,10 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     from workbench.runner import probe
 
     names = [n.strip() for n in args.probes.split(",") if n.strip()] if args.probes else None
-    results = probe(args.run, names, args.steps, progress=not args.no_progress, root=runs_root(), **_probe_options(args))
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    results = probe(args.run, names, args.steps, progress=not args.no_progress, root=runs_root(),
+                    workers=args.workers, **_probe_options(args))
     print(results.summary())
     print(f"tables: {results.run.path / 'probes'}")
     return 1 if results.skipped else 0

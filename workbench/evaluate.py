@@ -21,10 +21,12 @@ from workbench.tasks import make_grid
 class GridEvaluator:
     """Evaluates one run's checkpoints one after another, sharing what does not change between
     them: the grid, the bridge (engine ``bridge``) and the activation buffers (engine
-    ``factored``). With ``reuse_buffers`` a returned value is only valid until the next call."""
+    ``factored``). With ``reuse_buffers`` a returned value is only valid until the next call; with
+    ``with_model`` it carries the trainer's module at the checkpoint (for the ``llc`` probe)."""
 
-    def __init__(self, run: store.Run, engine: str = DEFAULT_ENGINE, reuse_buffers: bool = False):
-        self.run, self.engine = run, check_engine(engine)
+    def __init__(self, run: store.Run, engine: str = DEFAULT_ENGINE, reuse_buffers: bool = False,
+                 with_model: bool = False):
+        self.run, self.engine, self.with_model = run, check_engine(engine), with_model
         self.grid = make_grid(run.dataset, run.split)
         self.bridge = None  # built at the first bridge evaluation (TransformerLens costs seconds to load)
         self.workspace: dict | None = {} if reuse_buffers else None
@@ -45,6 +47,7 @@ class GridEvaluator:
             logits=acts["logits"].reshape(p, p, p), neuron_acts=acts["neuron_acts"].reshape(p, p, -1),
             attention=acts["attention"].reshape(p, p, cfg.n_heads, 3),
             labels=grid.labels, train_mask=grid.train, test_mask=grid.test,
+            model=model.trainable_module(cfg, weights) if self.with_model else None,
         )
 
 

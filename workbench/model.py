@@ -259,6 +259,16 @@ class FastTransformer(nn.Module):
         return F.linear(resid[:, -1], self.w(UNEMBED), self.w(UNEMBED_BIAS))
 
 
+def trainable_module(cfg: RunConfig, weights: dict[str, torch.Tensor]) -> FastTransformer:
+    """A `FastTransformer` holding a copy of ``weights`` in which exactly the weights the run's
+    optimiser updates (`trainable_names`, honouring ``freeze_biases``) have ``requires_grad``."""
+    module = FastTransformer(cfg, weights)
+    names = set(trainable_names(cfg, cfg.freeze_biases))
+    for name, param in module.named_weights().items():
+        param.requires_grad_(name in names)
+    return module
+
+
 def _attr(name: str) -> str:
     return name.replace(".", "__")
 

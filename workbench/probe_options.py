@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from probes.settings import SETTING_NAMES, ProbeSettings
+from probes.settings import SETTING_NAMES, SETTING_TYPES, ProbeSettings
 from workbench.errors import UsageError
 from workbench.model import DEFAULT_ENGINE, check_engine
 
@@ -30,14 +30,26 @@ def settings_from(overrides: Mapping[str, Any] | None, base: ProbeSettings | Non
     for key, value in (overrides or {}).items():
         if key not in SETTING_NAMES:
             raise UsageError(f"unknown probe setting {key!r}; valid: {', '.join(SETTING_NAMES)}")
-        try:
-            values[key] = value if key == "key_rule" else float(value)
-        except (TypeError, ValueError):
-            raise UsageError(f"probe setting {key} must be a number, got {value!r}") from None
+        values[key] = _typed(key, value)
     try:
         return dataclasses.replace(base or ProbeSettings(), **values)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _typed(key: str, value: Any) -> Any:
+    kind = SETTING_TYPES[key]
+    if kind is str:
+        return str(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"probe setting {key} must be a number, got {value!r}") from None
+    if kind is int:
+        if not number.is_integer():
+            raise UsageError(f"probe setting {key} must be a whole number, got {value!r}")
+        return int(number)
+    return number
 
 
 def parse_key_freqs(text: str) -> tuple[int, ...] | None:

@@ -6,7 +6,9 @@ while everything it depends on holds.
                   plan          per probe, which steps' cached rows stay valid (`store.ProbeCache`)
                                 and which selected steps must be measured
                   measure       each such checkpoint evaluated on the grid once
-                                (`evaluate.GridEvaluator`), the probes that need it called on it
+                                (`evaluate.GridEvaluator`), the probes that need it called on it;
+                                costly probes (``parallel``: llc) in worker processes, a
+                                checkpoint each, one thread each
                   tables        valid cached rows + new rows, written atomically
                   phases        `probes.phases.detect_phases`, written beside the criteria
 
@@ -27,6 +29,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +56,7 @@ class ProbeResults:
 
     run: store.Run
     options: ProbeOptions
-    tables: dict[str, Any]
+    tables: dict[str, Any]  # probe -> its table, for every probe that has one
     key_frequencies: dict[str, Any]
     phases: Phases
     computed: dict[str, int] = field(default_factory=dict)  # probe -> checkpoints measured this time
@@ -78,8 +82,9 @@ def _fmt(freqs: Sequence[int]) -> str:
 
 
 def select_probes(names: Sequence[str] | None) -> list[ProbeSpec]:
+    """The named probes, or every probe measured by default (opt-in ones, as llc, only by name)."""
     try:
-        return [get_probe(n) for n in names] if names else list(REGISTRY.values())
+        return [get_probe(n) for n in names] if names else [s for s in REGISTRY.values() if s.default]
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from None
 
@@ -142,7 +147,7 @@ def fix_key_frequencies(run: store.Run, options: ProbeOptions, cache: store.Prob
         result = {"rule": "given", "step": None, "key_freqs": list(options.key_freqs), "by_rule": {}}
         store.write_probe_json(run, store.KEY_FREQUENCIES, result)
         return result
-    thresholds = {k: v for k, v in options.settings.to_dict().items() if k != "key_rule"}
+    thresholds = options.settings.subset(get_probe("fourier").settings)
     needs = {"version": get_probe("fourier").version, "settings": thresholds, "engine": options.engine}
     rule = options.settings.key_rule
     for step in reversed(run.steps):
@@ -194,37 +199,108 @@ def plan(run: store.Run, cache: store.ProbeCache, selected: list[int], names: se
 
 
 def measure(run: store.Run, work: _Plan, options: ProbeOptions, key_freqs: Sequence[int], cache: store.ProbeCache,
-            evaluate: GridEvaluator, skipped: dict[int, str], progress: bool) -> dict[str, list]:
-    """Evaluate each step that some probe needs once, call those probes; new rows per probe."""
-    steps = work.steps_to_measure()
+            evaluate: GridEvaluator, skipped: dict[int, str], progress: bool, workers: int = 1) -> dict[str, list]:
+    """Evaluate each step that some probe needs once, call those probes; new rows per probe.
+    Probes marked ``parallel`` are measured afterwards, one checkpoint per worker process."""
+    inline = {n: todo for n, todo in work.todo.items() if todo and not REGISTRY[n].parallel}
+    pooled = {n: todo for n, todo in work.todo.items() if todo and REGISTRY[n].parallel}
+    steps = sorted({s for todo in inline.values() for s in todo})
+    pooled_steps = sorted({s for todo in pooled.values() for s in todo})
     new_rows: dict[str, list] = {name: [] for name in REGISTRY}
     bar = None
-    if progress and steps:
+    if progress and (steps or pooled_steps):
         from tqdm import tqdm
 
-        bar = tqdm(total=len(steps), desc=f"probe {run.name}", unit="ckpt", file=sys.stderr, mininterval=0.5)
+        bar = tqdm(total=len(steps) + len(pooled_steps), desc=f"probe {run.name}", unit="ckpt", file=sys.stderr,
+                   mininterval=0.5)
     freqs = tuple(key_freqs)
-    for i, step in enumerate(steps):
-        try:
-            inp = evaluate(step)
-        except store.CorruptCheckpoint as exc:
-            skipped[step] = str(exc)
-        else:
-            for name in (n for n, todo in work.todo.items() if step in todo):
-                spec = REGISTRY[name]
-                frame = spec.fn(inp, freqs, options.settings)
-                if tuple(frame.columns) != spec.columns:
-                    raise RuntimeError(f"probe {name!r} returned columns {list(frame.columns)}; its spec declares {list(spec.columns)}")
-                new_rows[name].append(frame)
-                cache.record(name, step, work.hashes[step], work.depends[name])
-            del inp
-        if i % RELEASE_EVERY == RELEASE_EVERY - 1:
-            heap.release_memory()
+
+    def keep(step: int, frames: dict[str, Any] | str) -> None:
+        if isinstance(frames, str):
+            skipped[step] = frames
+        for name, frame in (frames.items() if not isinstance(frames, str) else ()):
+            new_rows[name].append(frame)
+            cache.record(name, step, work.hashes[step], work.depends[name])
         if bar is not None:
             bar.update(1)
+
+    for i, step in enumerate(steps):
+        keep(step, measure_checkpoint(evaluate, step, [n for n, todo in inline.items() if step in todo], options, freqs))
+        if i % RELEASE_EVERY == RELEASE_EVERY - 1:
+            heap.release_memory()
+    if pooled_steps:
+        jobs = [(step, [n for n, todo in pooled.items() if step in todo]) for step in pooled_steps]
+        for step, frames in _in_workers(run, jobs, options, freqs, workers):
+            keep(step, frames)
     if bar is not None:
         bar.close()
     return new_rows
+
+
+def measure_checkpoint(evaluate: GridEvaluator, step: int, names: Sequence[str], options: ProbeOptions,
+                       key_freqs: tuple[int, ...]) -> dict[str, Any] | str:
+    """The named probes' new rows at ``step`` ({probe: frame}), or why the checkpoint could not be read."""
+    try:
+        inp = evaluate(step)
+    except store.CorruptCheckpoint as exc:
+        return str(exc)
+    frames = {}
+    for name in names:
+        spec = REGISTRY[name]
+        frame = spec.fn(inp, key_freqs, options.settings)
+        if tuple(frame.columns) != spec.columns:
+            raise RuntimeError(f"probe {name!r} returned columns {list(frame.columns)}; its spec declares {list(spec.columns)}")
+        frames[name] = frame
+    return frames
+
+
+def default_workers() -> int:
+    """One worker per core this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+_WORKER: dict[str, Any] = {}  # in a worker process: the run and evaluator it measures
+
+
+def _worker_measure(run_path: str, step: int, names: list[str], options: dict, key_freqs: tuple[int, ...]):
+    """One checkpoint in a worker process (one torch thread: workers share the cores)."""
+    import torch
+
+    torch.set_num_threads(1)
+    opts = ProbeOptions.from_dict(options)
+    if _WORKER.get("key") != (run_path, opts.engine):
+        run = store.open_run(Path(run_path))
+        _WORKER.update(key=(run_path, opts.engine), evaluate=GridEvaluator(run, opts.engine, with_model=True))
+    return step, measure_checkpoint(_WORKER["evaluate"], step, names, opts, key_freqs)
+
+
+def _in_workers(run: store.Run, jobs: list[tuple[int, list[str]]], options: ProbeOptions, key_freqs: tuple[int, ...],
+                workers: int):
+    """Yield (step, frames) for each job as it finishes: in ``workers`` spawned processes, or in
+    this one (with one torch thread, so the numbers are the same either way) when workers is 1."""
+    workers = max(1, min(workers, len(jobs)))
+    args = (str(run.path),)
+    if workers == 1:
+        import torch
+
+        threads = torch.get_num_threads()
+        try:
+            for step, names in jobs:
+                yield _worker_measure(*args, step, names, options.to_dict(), key_freqs)
+        finally:
+            torch.set_num_threads(threads)
+            _WORKER.clear()
+        return
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_worker_measure, *args, step, names, options.to_dict(), key_freqs) for step, names in jobs]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
 
 
 def merge_tables(run: store.Run, cache: store.ProbeCache, work: _Plan, old_tables: dict[str, Any],
@@ -238,7 +314,9 @@ def merge_tables(run: store.Run, cache: store.ProbeCache, work: _Plan, old_table
         old, fresh, keep = old_tables[name], new_rows[name], work.keep[name]
         kept = old[old.step.isin(keep)] if old is not None else None
         cache.keep_only(name, keep | {int(f.step.iloc[0]) for f in fresh})
-        if not fresh and (old is None or len(kept) == len(old)):
+        if not fresh and old is None:
+            continue  # never measured (an opt-in probe): no table
+        if not fresh and len(kept) == len(old):
             tables[name] = old
             continue
         parts = ([kept] if kept is not None and len(kept) else []) + fresh
@@ -266,11 +344,14 @@ def probe(
     overrides: Mapping[str, Any] | None = None,
     progress: bool = True,
     root: Path | None = None,
+    workers: int | None = None,
 ) -> ProbeResults:
-    """Measure a run's checkpoints with the selected probes (default: all) and write the tables.
+    """Measure a run's checkpoints with the selected probes (default: every probe but the opt-in
+    ones) and write the tables.
 
     Options not given are the run's current ones (`current_options`); the ones used become its
     current ones. ``key_freqs`` "auto" takes them from the run again after they were given.
+    ``workers``: processes for the ``parallel`` probes (default: one per core).
     """
     run = run if isinstance(run, store.Run) else store.open_run(run, root)
     specs = select_probes(probes)
@@ -283,13 +364,15 @@ def probe(
     heap.bound_heap_growth()
     with store.probe_lock(run):
         options = current_options(run, settings, overrides, key_freqs, engine)  # again: another prober may have changed them
-        evaluate = GridEvaluator(run, options.engine, reuse_buffers=True)
+        evaluate = GridEvaluator(run, options.engine, reuse_buffers=True,
+                                 with_model=any(s.reads_model and not s.parallel for s in specs))
         cache = store.ProbeCache(run)
         old_tables = {name: cache.table(name) for name in REGISTRY}
         skipped: dict[int, str] = {}
         kf = fix_key_frequencies(run, options, cache, evaluate, skipped)
         work = plan(run, cache, selected, {s.name for s in specs}, options, kf["key_freqs"], skipped)
-        new_rows = measure(run, work, options, kf["key_freqs"], cache, evaluate, skipped, progress)
+        new_rows = measure(run, work, options, kf["key_freqs"], cache, evaluate, skipped, progress,
+                           default_workers() if workers is None else workers)
         tables = merge_tables(run, cache, work, old_tables, new_rows)
         cache.save()
         if run.probe_options != options.to_dict():

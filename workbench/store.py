@@ -531,7 +531,9 @@ class ProbeCache:
 
     def keep_only(self, probe: str, steps: set[int]) -> None:
         """Drop the records of every other step (their rows were dropped from the table)."""
-        self._rows[probe] = {s: v for s, v in self._rows.get(probe, {}).items() if int(s) in steps}
+        kept = {s: v for s, v in self._rows.get(probe, {}).items() if int(s) in steps}
+        if kept or probe in self._rows:
+            self._rows[probe] = kept
 
     def invalidate(self, probes: list[str]) -> None:
         """Save the index without any record of these probes, before their tables are rewritten:

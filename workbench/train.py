@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from workbench import store
 from workbench.config import DEFAULT_PRESET, RunConfig, load_config
 from workbench.errors import UsageError
-from workbench.model import FastTransformer, initial_weights, trainable_names
+from workbench.model import FastTransformer, initial_weights, trainable_module, trainable_names
 from workbench.tasks import make_dataset, make_split
 
 
@@ -212,10 +212,8 @@ def _train_loop(handle: store.Run, cfg: RunConfig, device: torch.device, progres
     x_train, y_train = ds.tokens[split.train].to(device), ds.labels[split.train].to(device)
     x_test, y_test = ds.tokens[split.test].to(device), ds.labels[split.test].to(device)
 
-    model = FastTransformer(cfg, resume.weights).to(device)
+    model = trainable_module(cfg, resume.weights).to(device)
     names = trainable_names(cfg, cfg.freeze_biases)
-    for n, param in model.named_weights().items():
-        param.requires_grad_(n in names)
     params = [model.w(n) for n in names]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
     _load_adam_state(optimizer, names, resume.adam, device)

@@ -1,0 +1,274 @@
+"""The local learning coefficient λ̂: the effective complexity of the solution a checkpoint is in.
+
+Lau et al. 2023 ("Quantifying degeneracy in singular models via the learning coefficient")
+estimate Watanabe's learning coefficient λ locally, at trained weights w*, by sampling a
+tempered posterior localised at w* with SGLD and measuring how far the loss rises:
+
+    λ̂(w*) = nβ · ( E_w[ L_n(w) ] − L_n(w*) ),
+    w ~ p(w) ∝ exp( −nβ L_n(w) − γ/2 ||w − w*||² ),         nβ = n / log n by default
+
+where L_n is the training loss (cross-entropy at the answer position, the loss the trainer
+minimises) over the n training examples, β the inverse temperature and γ the localisation.
+Sampling uses devinterp's SGLD (Timaeus; `devinterp.slt.sampling.sample`), one step per
+minibatch of ``batch_size`` examples,
+
+    Δw = ε/2 · ( −nβ ∇L_batch(w) − γ (w − w*) ) + N(0, ε),
+
+over ``chains`` independent chains of ``burnin + draws`` steps. λ̂ of a chain is nβ times its
+mean minibatch loss over the draws after burn-in, minus L_n(w*) (devinterp's ``compute_llc``
+averages over the burn-in too; dropping the transient is Lau et al.'s estimator). A regular
+model with d parameters has λ = d/2; a degenerate (singular) one less: on modular addition
+λ̂ rises while the network memorises and falls as the Fourier circuit replaces the
+memorising solution, with no test set and no knowledge of the circuit (devinterp's grokking
+study; Lau et al. 2023, Sec. 6).
+
+Each example ``a b = c`` is one sequence of ``input_ids``; devinterp averages its per-token
+loss over the positions it is given, so every position carries the example's answer loss:
+their mean is the answer loss itself (zeros elsewhere would divide λ̂ by the number of
+positions). Tested: devinterp's initial loss equals the project's own cross-entropy on the
+same batch.
+
+Defaults (`ProbeSettings.llc_*`), calibrated on the ``fast`` preset's checkpoints (p = 59,
+d_model 64, d_mlp 256, n = 1,044 training pairs) by sweeping the step size ε over 1e-5..1e-3
+and the localisation γ over 1e2..1e3 at initialisation, memorisation, circuit formation and
+the end of training:
+
+    ε = 1e-4        ε = 1e-3 diverges (NaN) at every trained checkpoint; 1e-5 mixes too
+                    slowly (λ̂ still rising at the end of the chains)
+    γ = 1000        at γ = 100 the loss trace rises through the whole chain (λ̂ set by the
+                    chain length, not the posterior); at 1000 it is flat after ~50 steps
+    nβ = n / log n  Watanabe's WBIC temperature β = 1 / log n, as Lau et al. 2023 (150 at n = 1,044)
+    chains 4, draws 100, burn-in 50, batch 64
+                    a flat trace over the draws and a spread over chains of a few percent
+                    of λ̂, at ~2-3 s per checkpoint on one core (`make bench`)
+
+A chain's estimate is trusted only if it stayed healthy (`check_health`): finite losses, a
+positive λ̂ (a negative one means the sampler found lower loss than the checkpoint: w* is not
+a local minimum at this temperature), and a stationary trace (the second half of the draws
+within ``DRIFT_LIMIT`` of the first, relative to the excess loss). The table flags the rest.
+
+Example:
+    >>> est = estimate_llc(model, input_ids, answer_loss, LLCSampler(nbeta=150.0))
+    >>> est.mean, est.std, est.healthy, est.problems
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import io
+import math
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import nn
+
+from probes.grid import CheckpointOnGrid
+from probes.table import tidy
+
+DRIFT_LIMIT = 0.25  # |mean(second half) - mean(first half)| of the draws, relative to the excess loss
+
+ExampleLoss = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+"""(model, input_ids [batch, seq]) -> loss per example [batch]."""
+
+
+@dataclass(frozen=True)
+class LLCSampler:
+    """SGLD hyperparameters (Lau et al. 2023 notation): step size ε, inverse temperature nβ
+    (0: n / log n), localisation γ, chains, draws kept per chain, burn-in steps dropped,
+    minibatch size, seed (the same seed and weights give the same λ̂)."""
+
+    step_size: float = 1e-4
+    nbeta: float = 0.0
+    localization: float = 1000.0
+    chains: int = 4
+    draws: int = 100
+    burnin: int = 50
+    batch_size: int = 64
+    seed: int = 0
+
+    def nbeta_for(self, n: int) -> float:
+        """nβ for n training examples: the given value, or n / log n (β = 1 / log n, WBIC)."""
+        return self.nbeta if self.nbeta > 0 else n / math.log(n)
+
+
+@dataclass(frozen=True)
+class LLCEstimate:
+    """λ̂ per chain and its summary; ``trace`` is the mean minibatch loss of every SGLD step
+    [chains, burnin + draws]; ``init_loss`` is devinterp's L_n(w*) estimate."""
+
+    per_chain: list[float]
+    init_loss: float
+    nbeta: float
+    trace: torch.Tensor
+    burnin: int
+    failed_chains: int
+    problems: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def mean(self) -> float:
+        return float(torch.tensor(self.per_chain, dtype=torch.float64).mean())
+
+    @property
+    def std(self) -> float:
+        """Spread over chains (sample standard deviation; 0 for one chain)."""
+        if len(self.per_chain) < 2:
+            return 0.0
+        return float(torch.tensor(self.per_chain, dtype=torch.float64).std())
+
+    @property
+    def drift(self) -> float:
+        return trace_drift(self.trace[:, self.burnin:], self.init_loss)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+
+class _Sampled(nn.Module):
+    """Holds the model under ``net`` so devinterp treats it as a plain module (it takes any
+    module with ``cfg.n_heads`` for a TransformerLens model and calls it as one)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:  # not used by the loss; kept for devinterp
+        return self.net(input_ids)
+
+
+def answer_loss(model: nn.Module, input_ids: Int[torch.Tensor, "batch 4"]) -> Float[torch.Tensor, " batch"]:
+    """Cross-entropy of the answer ``c`` given ``a b =``, per example: ``model`` maps tokens
+    [batch, 3] to the logits at ``=`` [batch, p] (the trainer's module)."""
+    return F.cross_entropy(model(input_ids[:, :-1]).float(), input_ids[:, -1], reduction="none")
+
+
+def answer_input_ids(inp: CheckpointOnGrid) -> Int[torch.Tensor, "n 4"]:
+    """The training examples as sequences ``a b = c`` (``=`` is token p), a-major order."""
+    a, b = torch.nonzero(inp.train_mask, as_tuple=True)
+    eq = torch.full_like(a, inp.p)
+    return torch.stack([a, b, eq, inp.labels[a, b]], dim=1)
+
+
+def trace_drift(draws: torch.Tensor, init_loss: float) -> float:
+    """(mean of the second half of the draws - mean of the first half) / (mean - init_loss):
+    0 for a stationary trace; large when the chains are still climbing or escaping."""
+    n = draws.shape[-1]
+    if n < 2:
+        return 0.0
+    first, second = draws[..., : n // 2].mean().item(), draws[..., n // 2:].mean().item()
+    excess = draws.mean().item() - init_loss
+    if not math.isfinite(first + second + excess):
+        return math.inf
+    return (second - first) / excess if excess > 0 else 0.0
+
+
+def check_health(per_chain: list[float], trace: torch.Tensor, burnin: int, init_loss: float,
+                 failed_chains: int) -> tuple[str, ...]:
+    """Why the estimate should not be trusted (empty: healthy)."""
+    problems = []
+    if failed_chains or not torch.isfinite(trace).all():
+        problems.append(f"{max(failed_chains, 1)} chain(s) diverged (non-finite loss); lower llc_step_size")
+    elif any(v <= 0 for v in per_chain):
+        problems.append("lambda-hat <= 0 in a chain: the sampler found lower loss than the checkpoint; "
+                        "raise llc_localization or lower llc_step_size")
+    else:
+        drift = trace_drift(trace[:, burnin:], init_loss)
+        if abs(drift) > DRIFT_LIMIT:
+            problems.append(f"loss trace not stationary (drift {drift:+.2f} of the excess loss, limit "
+                            f"{DRIFT_LIMIT}); raise llc_localization or llc_burnin")
+    return tuple(problems)
+
+
+@contextlib.contextmanager
+def _frozen_heap():
+    """devinterp calls ``gc.collect()`` twice per chain; with torch, transformers and datasets
+    loaded each call walks ~10^6 objects (~0.2 s). Freezing the objects that exist now (and
+    unfreezing after) makes those calls cheap without changing what they collect."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def estimate_llc(model: nn.Module, input_ids: Int[torch.Tensor, "n seq"], loss: ExampleLoss,
+                 sampler: LLCSampler, params: list[str] | None = None) -> LLCEstimate:
+    """λ̂ at ``model``'s current weights, sampled with devinterp's SGLD over the dataset
+    ``input_ids`` with the per-example ``loss``. ``params``: the parameter names to sample
+    (default: those with ``requires_grad``); the others stay at w*. ``model`` is not changed.
+
+    Runs on the CPU in the calling thread; devinterp's progress bars are silenced and a chain
+    that fails is reported in ``problems``, not raised."""
+    from datasets import Dataset  # imported here: devinterp and datasets cost seconds to load
+    from devinterp.slt.sampling import sample
+
+    n = input_ids.shape[0]
+    if sampler.batch_size > n:
+        raise ValueError(f"llc_batch_size {sampler.batch_size} exceeds the {n} training examples")
+    names = params if params is not None else [k for k, v in model.named_parameters() if v.requires_grad]
+    if not names:
+        raise ValueError("no parameters to sample: every parameter is frozen")
+    wrapped = _Sampled(model)
+    masks = {f"net.{name}": None for name in names}
+    data = Dataset.from_dict({"input_ids": input_ids.numpy()}).with_format("torch")
+    nbeta = sampler.nbeta_for(n)
+
+    def per_token(m: nn.Module, ids: torch.Tensor) -> torch.Tensor:  # devinterp averages over positions
+        return loss(m.net, ids)[:, None].expand(-1, ids.shape[1] - 1)
+
+    with tempfile.TemporaryDirectory(prefix="llc-") as tmp, warnings.catch_warnings(record=True) as caught, \
+            contextlib.redirect_stderr(io.StringIO()), _frozen_heap():
+        warnings.simplefilter("always")
+        samples = sample(
+            wrapped, data, {}, lr=sampler.step_size, n_beta=nbeta, localization=sampler.localization,
+            param_masks=masks, num_chains=sampler.chains, num_draws=sampler.draws,
+            num_burnin_steps=sampler.burnin, batch_size=sampler.batch_size,
+            num_init_loss_batches=max(1, n // sampler.batch_size), init_seed=sampler.seed,
+            loss_fn=per_token, device="cpu", output_path=Path(tmp) / "samples.zarr",
+        )
+        ds = samples.dataset
+        trace = torch.from_numpy(ds.sampling_loss_micro.mean(dim=["batch_sampling", "token_pos"]).values.copy())
+        init_loss = float(ds.init_loss.values.mean())
+        samples.close()
+    failed = sum("Chain failed" in str(w.message) for w in caught)
+    per_chain = [float(nbeta * (row[sampler.burnin:].double().mean() - init_loss)) for row in trace]
+    problems = check_health(per_chain, trace, sampler.burnin, init_loss, failed)
+    return LLCEstimate(per_chain=per_chain, init_loss=init_loss, nbeta=nbeta, trace=trace, burnin=sampler.burnin,
+                       failed_chains=failed, problems=problems)
+
+
+def sampler_from(settings) -> LLCSampler:
+    """The `LLCSampler` a `ProbeSettings` describes (its ``llc_*`` fields)."""
+    return LLCSampler(step_size=settings.llc_step_size, nbeta=settings.llc_nbeta,
+                      localization=settings.llc_localization, chains=int(settings.llc_chains),
+                      draws=int(settings.llc_draws), burnin=int(settings.llc_burnin),
+                      batch_size=int(settings.llc_batch_size), seed=int(settings.llc_seed))
+
+
+MEASURES = ("llc", "llc_std", "init_loss", "train_loss", "nbeta", "drift", "failed_chains", "healthy")
+
+
+def probe(inp: CheckpointOnGrid, key_freqs=(), settings=None):
+    """Rows ``step, measure, value`` with measure in `MEASURES`: λ̂ (mean over chains) and its
+    spread, devinterp's initial loss beside the trainer's own cross-entropy on the whole
+    training set (float64), nβ, the trace drift, failed chains, and healthy (1) or not (0).
+
+    Needs ``inp.model`` (the trainer's module at this checkpoint; the parameters the run
+    trained have ``requires_grad``)."""
+    if inp.model is None:
+        raise ValueError("the llc probe needs the checkpoint's model (CheckpointOnGrid.model)")
+    ids = answer_input_ids(inp)
+    est = estimate_llc(inp.model, ids, answer_loss, sampler_from(settings))
+    with torch.no_grad():
+        train_loss = float(F.cross_entropy(inp.model(ids[:, :-1]).double(), ids[:, -1]))
+    values = {"llc": est.mean, "llc_std": est.std, "init_loss": est.init_loss, "train_loss": train_loss,
+              "nbeta": est.nbeta, "drift": est.drift, "failed_chains": float(est.failed_chains),
+              "healthy": float(est.healthy)}
+    return tidy(inp.step, [(m, values[m]) for m in MEASURES], ("measure",))
