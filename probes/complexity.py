@@ -1,9 +1,13 @@
 """Cheap measures of complexity that are not the parameter count.
 
 Golechha 2024 ("Progress measures for grokking on real-world tasks") tracks, beside the weight
-norm, how many neurons an input uses and how spread out the weights' magnitudes are; both fall
-as a network replaces memorisation with a general solution. The parameter count is reported
-too, as the flat reference line: it never moves (Curth et al. 2023's point about double descent).
+norm, how many neurons an input uses (activation sparsity) and how spread out the weights'
+magnitudes are (absolute weight entropy) as progress measures of grokking. Both move when the
+general solution replaces memorisation: on the ``fast`` run, through cleanup, the active
+fraction rises from 0.50 to 0.60 (the Fourier neurons fire on more inputs than the memorising
+ones) and the normalised weight entropy falls from 0.97 to 0.92 (the weights concentrate). The
+parameter count is reported too, as the flat reference line: it never moves (Curth et al.
+2023's point about double descent).
 
     active_fraction  = mean over the task's inputs of  #{neurons i : act_i(a, b) > 0} / d_mlp
                        (the last MLP's output activations at "="; for ReLU exactly the neurons

@@ -50,6 +50,13 @@ def fast_run(session_root) -> workbench.Run:
     return _train_in(session_root, "fast", "fast")
 
 
+@pytest.fixture(scope="session")
+def random_table_run(session_root) -> workbench.Run:
+    """The null control: the `fast` preset on a random lookup table (no structure to find), 1,200
+    epochs: it memorises and never generalises."""
+    return _train_in(session_root, "random-table", "fast", operation="random", epochs=1200, ckpt_every=100, ckpt_log=0)
+
+
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     """(size, mtime_ns) of every file under root: to assert that nothing changed."""
     if not root.exists():

@@ -28,14 +28,17 @@ class Quadratic(nn.Module):
         self.u = nn.Parameter(torch.zeros(flat))
         self.product = product
 
-    def loss(self) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The loss of each example (all the same: no minibatch noise)."""
         if self.product:  # the h_j are unused
-            return 0.5 * (self.w[0::2] * self.w[1::2]).pow(2).sum()
-        return 0.5 * (self.h * self.w**2).sum()
+            loss = 0.5 * (self.w[0::2] * self.w[1::2]).pow(2).sum()
+        else:
+            loss = 0.5 * (self.h * self.w**2).sum()
+        return loss.expand(input_ids.shape[0])
 
 
-def _example_loss(model: Quadratic, input_ids: torch.Tensor) -> torch.Tensor:
-    return model.loss().expand(input_ids.shape[0])
+def _example_loss(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+    return model(input_ids)
 
 
 IDS = torch.zeros(256, 2, dtype=torch.int64)  # 256 identical "examples": the loss has no minibatch noise
@@ -180,3 +183,50 @@ def test_bad_sampler_settings_are_one_line_errors(smoke_run, capsys):
     assert "llc_chains must be a whole number" in capsys.readouterr().err
     assert main(["probe", str(smoke_run.path), "--probes", "llc", "llc_step_size=0"]) == 2
     assert "llc_step_size must be > 0" in capsys.readouterr().err
+
+
+def _nearest(steps: list[int], target: int) -> int:
+    return min(steps, key=lambda s: (abs(s - target), s))
+
+
+def _llc_at(run: workbench.Run, steps: list[int]):
+    result = workbench.probe(run, probes=["llc"], steps=",".join(map(str, steps)), progress=False, workers=2)
+    wide = result.tables["llc"].pivot_table(index="step", columns="measure", values="value")
+    return wide.loc[steps]
+
+
+@pytest.mark.slow
+def test_fast_run_llc_rises_while_memorising_and_falls_as_it_groks(fast_run):
+    """devinterp's shape on modular addition, measured on the training set alone: λ̂ climbs from
+    initialisation to memorisation, then falls from circuit formation to the end of cleanup,
+    and ends far below the memorisation peak (measured: 0.65, 87, 26, 11 and 0.13 at steps 0,
+    60, 620, 1460 and 3000)."""
+    phases = workbench.probe(fast_run, progress=False).phases.steps
+    marks = {"init": 0, **{k: _nearest(fast_run.steps, v) for k, v in phases.items()}, "final": fast_run.steps[-1]}
+    wide = _llc_at(fast_run, sorted(set(marks.values())))
+    assert (wide.healthy == 1).all(), wide
+    lam = {k: wide.llc[s] for k, s in marks.items()}
+    assert lam["memorization"] > 20 * lam["init"]
+    assert lam["circuit_formation"] > lam["grokked"] > lam["final"]
+    assert lam["final"] < 0.1 * lam["memorization"]
+
+
+@pytest.mark.slow
+def test_random_table_llc_does_not_fall(random_table_run):
+    """The null control: a run that only memorises keeps its λ̂ near the memorisation level."""
+    run = random_table_run
+    wide = _llc_at(run, [0, 100, 300, 600, run.steps[-1]])
+    assert (wide.healthy == 1).all(), wide
+    peak, final = wide.llc.max(), wide.llc.iloc[-1]
+    assert peak > 20 * wide.llc.iloc[0]
+    assert final > 0.5 * peak
+
+
+def test_trace_figure_shows_every_chain_and_the_verdict(smoke_run):
+    from workbench import figures
+
+    inp = workbench.evaluate_on_grid(smoke_run, smoke_run.steps[-1], with_model=True)
+    est = estimate_llc(inp.model, answer_input_ids(inp), answer_loss, LLCSampler(chains=2, draws=10, burnin=5))
+    fig = figures.llc_trace(est)
+    assert len(fig.data) == 2 and len(fig.data[0].y) == 15
+    assert ("healthy" in fig.layout.title.text) and f"{est.mean:.3g}" in fig.layout.title.text

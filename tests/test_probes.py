@@ -216,9 +216,8 @@ def test_random_model_has_no_key_frequencies(runs_root):
 
 
 @pytest.mark.slow
-def test_random_table_run_memorises_without_circuit_or_grokking(session_root):
-    run = workbench.train("random-table", "fast", {"operation": "random", "epochs": 1200, "ckpt_every": 100, "ckpt_log": 0},
-                          device="cpu", progress=False, root=session_root)
+def test_random_table_run_memorises_without_circuit_or_grokking(random_table_run):
+    run = random_table_run
     report = workbench.probe(run, progress=False)
     steps = report.phases.steps
     assert steps["memorization"] is not None, "it does memorise"

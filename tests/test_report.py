@@ -159,3 +159,23 @@ def test_notebook_walkthrough_runs_headless(runs_root):
 def test_notebook_has_no_helper_definitions():
     source = (ROOT / "notebooks" / "walkthrough.py").read_text()
     assert not re.search(r"^\s*(def|class) ", source, re.M), "notebooks use the public API only"
+
+
+def test_report_shows_the_complexity_measures_and_llc_when_the_run_has_them(runs_root):
+    run = workbench.train("complex", "smoke", {"epochs": 60, "ckpt_every": 20}, device="cpu", progress=False,
+                          root=runs_root)
+    plain = build_report(run, formats=())
+    assert "complexity_measures" in plain.figures and "llc" not in plain.figures
+    small = {"llc_chains": "2", "llc_draws": "10", "llc_burnin": "5", "llc_batch_size": "32"}
+    probed = workbench.probe(run, probes=["llc"], overrides=small, progress=False, workers=1)
+    assert "llc:" in probed.summary() and "peak" in probed.summary()
+    result = build_report(run, formats=())
+    assert {"complexity_measures", "llc"} <= set(result.figures)
+    page = result.index.read_text()
+    assert "local learning coefficient" in page
+    # the λ̂ drawn is the table's, unhealthy estimates apart
+    wide = probed.tables["llc"].pivot_table(index="step", columns="measure", values="value")
+    fig = figures.llc_curve(probed.tables["llc"], run.metrics, probed.phases)
+    healthy = wide[wide.healthy == 1]
+    assert list(fig.data[0].y) == pytest.approx(healthy.llc.tolist())
+    assert list(fig.data[0].error_y.array) == pytest.approx(healthy.llc_std.tolist())

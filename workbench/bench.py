@@ -12,6 +12,10 @@ Sections:
             that only the fourier probe reads (only its rows are measured again).
     fast    the `fast` preset end to end: wall time to test accuracy >= 99%, and the epochs
             to memorisation (train acc >= 99%) and to grokking (test acc >= 99%).
+    llc     the llc probe with its default settings: seconds per checkpoint in one process
+            (one thread) at the fast preset's sizes (target <= 3) and at nanda2023's; the
+            speed-up of 2 worker processes over 1 on the same checkpoints, side by side; and
+            the whole fast run's λ̂ curve (every checkpoint, 2 workers; target <= 5 minutes).
 
 Results are printed as a Markdown table and written to ``bench-results/<section>.md``.
 
@@ -207,7 +211,65 @@ def bench_probe() -> str:
     return _table("Probe suite", rows)
 
 
-SECTIONS = {"train": bench_train, "probe": bench_probe, "fast": bench_fast}
+def _llc_seconds(preset: str, rounds: int = 3) -> tuple[float, int]:
+    """Median seconds of one default λ̂ estimate at ``preset``'s sizes, one thread (at the initial
+    weights: the cost does not depend on training); and the training-set size."""
+    from probes import ProbeSettings, llc
+    from workbench import store
+    from workbench.config import load_config
+    from workbench.evaluate import GridEvaluator
+    from workbench.model import initial_weights
+    from workbench.train import create_run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(preset, {"ckpt_every": 1, "epochs": 1})
+        run = create_run(Path(tmp) / preset, cfg)
+        store.write_checkpoint(run, 0, initial_weights(cfg))
+        inp = GridEvaluator(run, with_model=True)(0)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            llc.probe(inp, (), ProbeSettings(llc_draws=5, llc_burnin=0))  # imports devinterp
+            times = []
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                llc.probe(inp, (), ProbeSettings())
+                times.append(time.perf_counter() - t0)
+        finally:
+            torch.set_num_threads(threads)
+        return statistics.median(times), int(inp.train_mask.sum())
+
+
+def bench_llc() -> str:
+    import workbench
+
+    rows = [("settings", "defaults: 4 chains x (50 burn-in + 100 draws), batch 64, nβ = n / log n")]
+    for preset in ("fast", "nanda2023"):
+        seconds, n = _llc_seconds(preset)
+        target = " (target <= 3)" if preset == "fast" else ""
+        rows.append((f"{preset} sizes ({n} training pairs): s per checkpoint, one process{target}", f"{seconds:.2f}"))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        run = workbench.train("bench-llc", "fast", device="cpu", progress=False, root=root)
+        subset = ",".join(map(str, run.steps[-8:]))
+        t0 = time.perf_counter()
+        workbench.probe(run, probes=["llc"], steps=subset, progress=False, workers=1)
+        one = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        workbench.probe(run, probes=["llc"], steps=subset, overrides={"llc_seed": "1"}, progress=False, workers=2)
+        two = time.perf_counter() - t0
+        rows.append(("8 checkpoints: 1 process s / 2 worker processes s (ratio)", f"{one:.1f} / {two:.1f} ({one / two:.2f}x)"))
+        t0 = time.perf_counter()
+        result = workbench.probe(run, probes=["llc"], overrides={"llc_seed": "0"}, progress=False, workers=2)
+        whole = time.perf_counter() - t0
+        rows.append((f"whole fast run, {len(run.steps)} checkpoints, 2 workers: minutes (target <= 5)", f"{whole / 60:.2f}"))
+        from workbench.runner import llc_line
+
+        rows.append(("the curve", llc_line(result.tables["llc"])))
+    return _table("Local learning coefficient (llc probe)", rows)
+
+
+SECTIONS = {"train": bench_train, "probe": bench_probe, "fast": bench_fast, "llc": bench_llc}
 
 
 def main(argv: list[str] | None = None) -> int:

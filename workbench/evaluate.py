@@ -51,6 +51,7 @@ class GridEvaluator:
         )
 
 
-def evaluate_on_grid(run: store.Run, step: int, engine: str = DEFAULT_ENGINE) -> CheckpointOnGrid:
-    """The checkpoint at ``step`` evaluated on every (a, b)."""
-    return GridEvaluator(run, engine)(step)
+def evaluate_on_grid(run: store.Run, step: int, engine: str = DEFAULT_ENGINE, with_model: bool = False) -> CheckpointOnGrid:
+    """The checkpoint at ``step`` evaluated on every (a, b); ``with_model``: with the trainer's
+    module in ``.model`` (what `probes.llc` samples)."""
+    return GridEvaluator(run, engine, with_model=with_model)(step)

@@ -21,6 +21,8 @@ draw the neuron clusters take the ``threshold`` the run was probed with.
     attention_over_training(attention, phases)           attention to a / b / "=" per head
     llc_curve(llc, metrics, phases)                      λ̂ with its spread over chains, beside the
                                                          train/test loss; unhealthy estimates marked
+    llc_trace(estimate)                                  SGLD loss trace per chain (burn-in shaded):
+                                                         what to look at when choosing llc_* settings
     complexity_panel(weights, fourier, complexity, llc, phases)
                                                          parameter count, weight norm, Gini, active
                                                          neurons, weight entropy, λ̂ on one step axis
@@ -356,7 +358,27 @@ def complexity_panel(weights, fourier, complexity, llc=None, phases: Phases | di
     colours = ("#7f7f7f", "#19d3f3", "#ff6692", "#00cc96", "#ffa15a", "#636efa")
     for i, ((title, rows), colour) in enumerate(zip(panels, colours, strict=False), start=1):
         fig.add_trace(go.Scatter(x=rows.step, y=rows.value, name=title, line_color=colour, showlegend=False), i, 1)
+    fig.update_yaxes(rangemode="tozero", row=1, col=1)  # flat, and seen to be flat against zero
     fig.update_xaxes(title="step", row=len(panels), col=1)
     _style(fig, "Complexity measures: the parameter count stays flat while the others move", height=170 * len(panels) + 80)
     last = int(complexity.step.max()) if len(complexity) else 0
     return add_phase_bands(fig, phases, last, rows=len(panels))
+
+
+def llc_trace(estimate) -> go.Figure:
+    """The mean minibatch loss of every SGLD step, one line per chain, for one
+    `probes.llc.LLCEstimate`; the burn-in (left out of λ̂) is shaded and the checkpoint's own
+    loss is the dashed line. A healthy trace rises from it and then stays flat."""
+    trace = estimate.trace
+    fig = go.Figure()
+    for chain in range(trace.shape[0]):
+        fig.add_trace(go.Scatter(y=trace[chain].tolist(), name=f"chain {chain}: λ̂ {estimate.per_chain[chain]:.3g}",
+                                 mode="lines", line_width=1))
+    fig.add_hline(y=estimate.init_loss, line_dash="dash", annotation_text="L_n(w*)")
+    if estimate.burnin:
+        fig.add_vrect(x0=0, x1=estimate.burnin, fillcolor="rgba(127, 127, 127, 0.15)", line_width=0, layer="below",
+                      annotation_text="burn-in", annotation_position="top left")
+    fig.update_xaxes(title="SGLD step")
+    fig.update_yaxes(title="minibatch loss")
+    verdict = "healthy" if estimate.healthy else "NOT healthy: " + "; ".join(estimate.problems)
+    return _style(fig, f"SGLD loss trace (λ̂ = {estimate.mean:.3g} ± {estimate.std:.2g}; {verdict})")

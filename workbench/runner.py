@@ -72,9 +72,25 @@ class ProbeResults:
         by_rule = kf.get("by_rule", {})
         lines += [f"  by {rule:8s} {_fmt(by_rule[rule])}" for rule in KEY_RULES if rule in by_rule]
         lines.append("phases: " + ", ".join(f"{k} {'-' if v is None else v}" for k, v in self.phases.steps.items()))
+        if self.tables.get("llc") is not None:
+            lines.append(llc_line(self.tables["llc"]))
         lines += [f"NOTE: {path} could not be read; its results were recomputed" for path in self.rebuilt]
         lines += [f"SKIPPED step {step}: {why}" for step, why in sorted(self.skipped.items())]
         return "\n".join(lines)
+
+
+def llc_line(table) -> str:
+    """One line on the llc table: how many checkpoints, the peak and the final λ̂, and how many
+    estimates were not healthy (those are left out of the peak)."""
+    wide = table.pivot_table(index="step", columns="measure", values="value").sort_index()
+    good = wide[wide.healthy == 1]
+    bad = len(wide) - len(good)
+    text = f"llc: {len(wide)} checkpoints"
+    if len(good):
+        peak = good.llc.idxmax()
+        text += (f"; peak {good.llc.max():.3g} at step {peak}; last {wide.llc.iloc[-1]:.3g} at step {wide.index[-1]}"
+                 + ("" if wide.healthy.iloc[-1] == 1 else " (not healthy)"))
+    return text + (f"; {bad} not healthy (see the drift and failed_chains rows)" if bad else "")
 
 
 def _fmt(freqs: Sequence[int]) -> str:
