@@ -24,7 +24,7 @@ help:  ## list targets
 	@echo "                                    FROM_CHECKPOINT=1 rebuilds a damaged resume state from the last checkpoint)"
 	@echo "make probe RUN=name [PROBES=fourier,progress,weights,attention,complexity,llc] [STEPS=all|last|A:B] [ENGINE=factored|bridge] [SET='key_rule=wl'] [WORKERS=N]"
 	@echo "                                    measure every checkpoint; tables in checkpoints/<name>/probes/"
-	@echo "                                    (llc, the local learning coefficient, is opt-in: PROBES=llc; ~1 s per checkpoint on 2 cores)"
+	@echo "                                    (llc, the local learning coefficient, is opt-in: PROBES=llc; ~1.5 s per checkpoint on 2 cores)"
 	@echo "                                    (SET and ENGINE change the run's current probe options)"
 	@echo "make report RUN=name [SET=...] [ENGINE=...]"
 	@echo "                                    probe (cached, the run's current options) and write"

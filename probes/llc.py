@@ -19,33 +19,42 @@ mean minibatch loss over the draws after burn-in, minus L_n(w*) (devinterp's ``c
 averages over the burn-in too; dropping the transient is Lau et al.'s estimator). A regular
 model with d parameters has λ = d/2; a degenerate (singular) one less: on modular addition
 λ̂ rises while the network memorises and falls as the Fourier circuit replaces the
-memorising solution, with no test set and no knowledge of the circuit (devinterp's grokking
-study; Lau et al. 2023, Sec. 6).
+memorising solution, with no test set and no knowledge of the circuit (the shape devinterp's
+modular-addition example reports; measured here on the ``fast`` run, README).
 
 Each example ``a b = c`` is one sequence of ``input_ids``; devinterp averages its per-token
 loss over the positions it is given, so every position carries the example's answer loss:
 their mean is the answer loss itself (zeros elsewhere would divide λ̂ by the number of
 positions). Tested: devinterp's initial loss equals the project's own cross-entropy on the
-same batch.
+same batch. Each chain runs through its own shuffle of the training set (batches cycle over
+one epoch of n - n mod batch_size examples, over which its L_n(w*) is taken), so the spread
+over chains includes the minibatch noise.
 
 Defaults (`ProbeSettings.llc_*`), calibrated on the ``fast`` preset's checkpoints (p = 59,
-d_model 64, d_mlp 256, n = 1,044 training pairs) by sweeping the step size ε over 1e-5..1e-3
-and the localisation γ over 1e2..1e3 at initialisation, memorisation, circuit formation and
-the end of training:
+d_model 64, d_mlp 256, n = 1,044 training pairs) as devinterp advises: sweep the step size ε
+and the localisation γ, keep the loss trace stationary and free of divergence. λ̂ at steps
+100 / 600 / 3000 (memorised / circuit forming / final), 2 chains x 200 draws, no burn-in:
 
-    ε = 1e-4        ε = 1e-3 diverges (NaN) at every trained checkpoint; 1e-5 mixes too
-                    slowly (λ̂ still rising at the end of the chains)
-    γ = 1000        at γ = 100 the loss trace rises through the whole chain (λ̂ set by the
-                    chain length, not the posterior); at 1000 it is flat after ~50 steps
+    ε      γ     nβ    λ̂ at 100 / 600 / 3000   loss trace
+    1e-3   10    100   NaN                      diverges at every checkpoint
+    1e-5   10    100   47 / 25 / 0.7            still rising 7x at the end of the chain
+    1e-4   100   150   332 / 267 / 27           rising through the whole chain (λ̂ set by its length)
+    3e-5   100   150   159 / 106 / 8            rising through the whole chain
+    3e-5   1000  150   50 / 17 / 0.07           flat after ~100 steps
+    1e-4   1000  150   64 / 26 / 0.15           flat after ~50 steps       <- the defaults
+
     nβ = n / log n  Watanabe's WBIC temperature β = 1 / log n, as Lau et al. 2023 (150 at n = 1,044)
-    chains 4, draws 100, burn-in 50, batch 64
+    chains 3, draws 100, burn-in 50, batch 64
                     a flat trace over the draws and a spread over chains of a few percent
-                    of λ̂, at ~2 s per checkpoint on one core (`make bench`)
+                    of λ̂ (4 chains give the same λ̂ within that spread at 60, 620, 1460
+                    and 3000, for a third more time), ~1.7-2.7 s per checkpoint on one core
+                    (`make bench`; the machine's speed varies)
 
 A chain's estimate is trusted only if it stayed healthy (`check_health`): finite losses, a
 positive λ̂ (a negative one means the sampler found lower loss than the checkpoint: w* is not
 a local minimum at this temperature), and a stationary trace (the second half of the draws
-within ``DRIFT_LIMIT`` of the first, relative to the excess loss). The table flags the rest.
+within ``DRIFT_LIMIT`` of the first, relative to the excess loss, unless the chains disagree on
+the drift by more than it: a noisy trace is not a drifting one). The table flags the rest.
 
 Example:
     >>> est = estimate_llc(model, input_ids, answer_loss, LLCSampler(nbeta=150.0))
@@ -87,7 +96,7 @@ class LLCSampler:
     step_size: float = 1e-4
     nbeta: float = 0.0
     localization: float = 1000.0
-    chains: int = 4
+    chains: int = 3
     draws: int = 100
     burnin: int = 50
     batch_size: int = 64
@@ -134,8 +143,7 @@ class LLCEstimate:
 class _Sampled(nn.Module):
     """The sampled parameters of ``net`` as one flat vector: devinterp's SGLD step loops over
     parameter tensors in Python, so one tensor instead of sixteen saves ~13% of an estimate at
-    the fast preset's sizes; the update is elementwise, so the chain is the same in law (here
-    the same numbers: the noise is drawn in the same order). Calling it
+    the fast preset's sizes; the update is elementwise, so the chain is the same in law. Calling it
     runs ``net`` with its parameters replaced by views of the vector (``functional_call``);
     the parameters not sampled stay at w*. (Wrapping also keeps devinterp from taking any
     module with ``cfg.n_heads`` for a TransformerLens model.)"""
@@ -181,6 +189,17 @@ def trace_drift(draws: torch.Tensor, init_loss: float) -> float:
     return (second - first) / excess if excess > 0 else 0.0
 
 
+def _beyond_noise(draws: torch.Tensor, init_loss: float) -> bool:
+    """Whether the chains agree on the drift: its mean over chains is more than 3 standard errors
+    from 0 (with one chain there is no error to compare with, and any drift past the limit counts)."""
+    if draws.shape[0] < 2:
+        return True
+    per_chain = torch.tensor([trace_drift(row[None], init_loss) for row in draws], dtype=torch.float64)
+    if not torch.isfinite(per_chain).all():
+        return True
+    return bool(per_chain.mean().abs() > 3 * per_chain.std() / math.sqrt(len(per_chain)))
+
+
 def check_health(per_chain: list[float], trace: torch.Tensor, burnin: int, init_loss: float,
                  failed_chains: int) -> tuple[str, ...]:
     """Why the estimate should not be trusted (empty: healthy)."""
@@ -192,7 +211,7 @@ def check_health(per_chain: list[float], trace: torch.Tensor, burnin: int, init_
                         "raise llc_localization or lower llc_step_size")
     else:
         drift = trace_drift(trace[:, burnin:], init_loss)
-        if abs(drift) > DRIFT_LIMIT:
+        if abs(drift) > DRIFT_LIMIT and _beyond_noise(trace[:, burnin:], init_loss):
             problems.append(f"loss trace not stationary (drift {drift:+.2f} of the excess loss, limit "
                             f"{DRIFT_LIMIT}); raise llc_localization or llc_burnin")
     return tuple(problems)
@@ -219,34 +238,59 @@ def estimate_llc(model: nn.Module, input_ids: Int[torch.Tensor, "n seq"], loss: 
 
     Runs on the CPU in the calling thread; devinterp's progress bars are silenced and a chain
     that fails is reported in ``problems``, not raised."""
-    from datasets import Dataset  # imported here: devinterp and datasets cost seconds to load
-
     n = input_ids.shape[0]
     if sampler.batch_size > n:
         raise ValueError(f"llc_batch_size {sampler.batch_size} exceeds the {n} training examples")
     names = params if params is not None else [k for k, v in model.named_parameters() if v.requires_grad]
     if not names:
         raise ValueError("no parameters to sample: every parameter is frozen")
-    data = Dataset.from_dict({"input_ids": input_ids.numpy()}).with_format("torch")
     nbeta = sampler.nbeta_for(n)
     flags = {name: param.requires_grad for name, param in model.named_parameters()}
-    try:
-        for param in model.parameters():  # only the flat copy is sampled
-            param.requires_grad_(False)
-        trace, init_loss, caught = _sample(_Sampled(model, names), data, loss, nbeta, sampler)
-    finally:
-        for name, param in model.named_parameters():
-            param.requires_grad_(flags[name])
+    mode = model.training
+    # devinterp seeds the global generators (and datasets draws a fingerprint): the caller's stay as they were
+    with _own_random_state():
+        from datasets import Dataset  # imported here: devinterp and datasets cost seconds to load
+
+        data = Dataset.from_dict({"input_ids": input_ids.numpy()}).with_format("torch")
+        try:
+            for param in model.parameters():  # only the flat copy is sampled
+                param.requires_grad_(False)
+            trace, init_losses, caught = _sample(_Sampled(model, names), data, loss, nbeta, sampler)
+        finally:
+            for name, param in model.named_parameters():
+                param.requires_grad_(flags[name])
+            model.train(mode)
     failed = sum("Chain failed" in str(w.message) for w in caught)
-    per_chain = [float(nbeta * (row[sampler.burnin:].double().mean() - init_loss)) for row in trace]
+    per_chain = [float(nbeta * (row[sampler.burnin:].double().mean() - init))
+                 for row, init in zip(trace, init_losses, strict=True)]
+    init_loss = float(torch.tensor(init_losses, dtype=torch.float64).mean())
     problems = check_health(per_chain, trace, sampler.burnin, init_loss, failed)
     return LLCEstimate(per_chain=per_chain, init_loss=init_loss, nbeta=nbeta, trace=trace, burnin=sampler.burnin,
                        failed_chains=failed, problems=problems)
 
 
+@contextlib.contextmanager
+def _own_random_state():
+    """Restore torch's, numpy's and Python's global random state afterwards."""
+    import random
+
+    import numpy as np
+
+    py, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            random.setstate(py)
+            np.random.set_state(np_state)
+
+
 def _sample(wrapped: _Sampled, data, loss: ExampleLoss, nbeta: float, sampler: LLCSampler):
-    """devinterp's sampling: (mean minibatch loss per chain and step [chains, steps], its
-    initial loss L_n(w*), the warnings it raised)."""
+    """devinterp's sampling: (mean minibatch loss per chain and step [chains, steps], each
+    chain's initial loss L_n(w*) over the batches of its epoch, the warnings it raised).
+
+    Every chain draws its own minibatch order (devinterp's default gives all chains the same
+    one, and the spread over chains would then leave out the minibatch noise)."""
     from devinterp.slt.sampling import sample
 
     def per_token(m: nn.Module, ids: torch.Tensor) -> torch.Tensor:  # devinterp averages over positions
@@ -261,12 +305,14 @@ def _sample(wrapped: _Sampled, data, loss: ExampleLoss, nbeta: float, sampler: L
             num_burnin_steps=sampler.burnin, batch_size=sampler.batch_size,
             num_init_loss_batches=max(1, len(data) // sampler.batch_size), init_seed=sampler.seed,
             loss_fn=per_token, device="cpu", output_path=Path(tmp) / "samples.zarr",
+            match_sampling_input_ids_across_chains=False,
         )
         ds = samples.dataset
-        trace = torch.from_numpy(ds.sampling_loss_micro.mean(dim=["batch_sampling", "token_pos"]).values.copy())
-        init_loss = float(ds.init_loss.values.mean())
+        trace = ds.sampling_loss_micro.mean(dim=["batch_sampling", "token_pos"], skipna=False).values
+        trace = torch.from_numpy(trace.copy())
+        init_losses = ds.init_loss.mean(dim="token_pos", skipna=False).values.astype(float).tolist()
         samples.close()
-    return trace, init_loss, caught
+    return trace, init_losses, caught
 
 
 def sampler_from(settings) -> LLCSampler:
@@ -278,6 +324,13 @@ def sampler_from(settings) -> LLCSampler:
 
 
 MEASURES = ("llc", "llc_std", "init_loss", "train_loss", "nbeta", "drift", "failed_chains", "healthy")
+
+
+def by_step(table):
+    """The llc table one row per step, one column per measure of `MEASURES` (NaN kept: a
+    diverged chain's λ̂ is NaN, and its row says healthy = 0)."""
+    wide = table.pivot_table(index="step", columns="measure", values="value", dropna=False)
+    return wide.reindex(columns=list(MEASURES)).sort_index()
 
 
 def probe(inp: CheckpointOnGrid, key_freqs=(), settings=None):

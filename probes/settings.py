@@ -31,7 +31,7 @@ class ProbeSettings:
     llc_step_size: float = 1e-4  # SGLD step size epsilon
     llc_nbeta: float = 0.0  # inverse temperature n*beta; 0: n / log n (Watanabe's WBIC temperature)
     llc_localization: float = 1000.0  # gamma: pull of the chains toward the checkpoint
-    llc_chains: int = 4
+    llc_chains: int = 3
     llc_draws: int = 100  # SGLD steps per chain that count, after the burn-in
     llc_burnin: int = 50  # SGLD steps per chain dropped first
     llc_batch_size: int = 64
@@ -51,6 +51,8 @@ class ProbeSettings:
         for name in ("llc_nbeta", "llc_localization", "llc_burnin"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.llc_seed <= 2**32 - 1 - self.llc_chains:  # chain c is seeded llc_seed + c (numpy's range)
+            raise ValueError(f"llc_seed must lie in [0, {2**32 - 1 - self.llc_chains}], got {self.llc_seed}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

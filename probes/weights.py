@@ -7,7 +7,7 @@ al. 2023): the memorising solution needs large weights, the Fourier circuit smal
     total = sum over every trainable tensor of sum(w^2)      (float64)
 
 Only trainable tensors count (`CheckpointOnGrid.params`; the model seam leaves out the fixed
-zero unembedding bias).
+zero unembedding bias, and the biases of a run that freezes them: version 2).
 
 Example:
     >>> frame = probe(inp)          # rows: step, param, value; param "total" is the sum

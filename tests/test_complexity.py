@@ -53,3 +53,15 @@ def test_random_init_has_near_maximal_weight_entropy_and_half_active_relu(smoke_
     values = complexity.probe(evaluate_on_grid(smoke_run, 0)).set_index("measure").value
     assert 0.9 < values["weight_entropy_norm"] < 1.0
     assert values["active_fraction"] == pytest.approx(0.5, abs=0.1)
+
+
+def test_frozen_biases_are_not_counted(runs_root):
+    import workbench
+    from workbench.evaluate import evaluate_on_grid
+
+    run = workbench.train("frozen", "smoke", {"epochs": 10, "freeze_biases": True, "ckpt_every": 10}, device="cpu",
+                          progress=False, root=runs_root)
+    inp = evaluate_on_grid(run, run.steps[-1], with_model=True)
+    values = complexity.probe(inp).set_index("measure").value
+    assert values["param_count"] == sum(p.numel() for p in inp.model.parameters() if p.requires_grad)
+    assert not any(name.endswith("bias") for name in inp.params)

@@ -10,7 +10,8 @@ source tree unless a ``root=`` is given:
     >>> run.steps, run.metrics                     # checkpoint steps; a metrics DataFrame
     >>> model = workbench.load_bridge(run, run.steps[-1])   # a TransformerLens TransformerBridge
     >>> logits, cache = model.run_with_cache(run.dataset.tokens)
-    >>> results = workbench.probe(run)             # every probe over every checkpoint
+    >>> results = workbench.probe(run)             # every probe over every checkpoint (but llc)
+    >>> results = workbench.probe(run, probes=["llc"], steps="0:1500")   # opt-in: λ̂, seconds per checkpoint
     >>> results.tables["progress"], results.key_frequencies, results.phases.steps
     >>> inp = workbench.evaluate_on_grid(run, run.steps[-1])   # what the probes read
 """

@@ -243,7 +243,7 @@ def _llc_seconds(preset: str, rounds: int = 3) -> tuple[float, int]:
 def bench_llc() -> str:
     import workbench
 
-    rows = [("settings", "defaults: 4 chains x (50 burn-in + 100 draws), batch 64, nβ = n / log n")]
+    rows = [("settings", "defaults: 3 chains x (50 burn-in + 100 draws), batch 64, nβ = n / log n")]
     for preset in ("fast", "nanda2023"):
         seconds, n = _llc_seconds(preset)
         target = " (target <= 3)" if preset == "fast" else ""
@@ -263,9 +263,17 @@ def bench_llc() -> str:
         result = workbench.probe(run, probes=["llc"], overrides={"llc_seed": "0"}, progress=False, workers=2)
         whole = time.perf_counter() - t0
         rows.append((f"whole fast run, {len(run.steps)} checkpoints, 2 workers: minutes (target <= 5)", f"{whole / 60:.2f}"))
+        from probes.llc import by_step
         from workbench.runner import llc_line
 
         rows.append(("the curve", llc_line(result.tables["llc"])))
+        phases = workbench.probe(run, progress=False).phases.steps
+        wide = by_step(result.tables["llc"])
+        marks = {"init": 0, **{k: v for k, v in phases.items() if v is not None}, "final": run.steps[-1]}
+        for name, step in marks.items():
+            near = min(run.steps, key=lambda s, t=step: (abs(s - t), s))
+            rows.append((f"λ̂ at {name} (step {near}) ± spread over chains",
+                         f"{wide.llc[near]:.3g} ± {wide.llc_std[near]:.2g}" + ("" if wide.healthy[near] == 1 else " (flagged)")))
     return _table("Local learning coefficient (llc probe)", rows)
 
 

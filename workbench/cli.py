@@ -87,7 +87,7 @@ def _probe_option_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--default-settings", action="store_true", help="start from the default settings, not the run's current ones")
     p.epilog = ("Probe settings follow as key=value: neuron_threshold=0.85 min_cluster_frac=0.02 norm_rel_threshold=0.1 "
                 "norm_min_share=1.5 key_rule=neurons|embed|wl, and the llc sampler's llc_step_size=1e-4 llc_nbeta=0 "
-                "(n/log n) llc_localization=1000 llc_chains=4 llc_draws=100 llc_burnin=50 llc_batch_size=64 llc_seed=0. "
+                "(n/log n) llc_localization=1000 llc_chains=3 llc_draws=100 llc_burnin=50 llc_batch_size=64 llc_seed=0. "
                 "They change the run's current settings, which later `probe` and `report` commands use.")
 
 

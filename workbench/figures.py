@@ -46,6 +46,7 @@ from probes.fourier import (
     neuron_clusters,
     neuron_frequency_fractions,
 )
+from probes.llc import by_step as llc_by_step
 from probes.phases import Phases
 from probes.settings import NEURON_THRESHOLD
 
@@ -309,9 +310,8 @@ def attention_over_training(attention, phases: dict | None = None) -> go.Figure:
 
 
 def _llc_by_step(llc):
-    """[step, llc, llc_std, healthy] per checkpoint, from the llc table."""
-    wide = llc.pivot_table(index="step", columns="measure", values="value").reset_index()
-    return wide.sort_values("step")
+    """One row per checkpoint: step and every llc measure."""
+    return llc_by_step(llc).reset_index()
 
 
 def llc_curve(llc, metrics=None, phases: Phases | dict | None = None) -> go.Figure:

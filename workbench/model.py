@@ -153,13 +153,14 @@ def misfit_weights(cfg: RunConfig, weights: dict[str, torch.Tensor]) -> str | No
 def probe_weights(cfg: RunConfig, weights: dict[str, torch.Tensor]) -> dict:
     """The matrices the probes read, in the papers' (TransformerLens) orientation:
     W_E [p, d_model] (number tokens only), W_out [d_mlp, d_model] and W_U [d_model, p] of the last
-    block, and params: every trainable tensor by name (the unembedding bias is a fixed zero)."""
+    block, and params: every tensor the run trains, by name (`trainable_names`: not the fixed
+    zero unembedding bias, nor the biases of a run that freezes them)."""
     last = cfg.n_layers - 1
     return {
         "W_E": weights[EMBED][: cfg.p],
         "W_out": weights[block_key(last, "mlp.out.weight")].T,
         "W_U": weights[UNEMBED].T,
-        "params": {k: v for k, v in weights.items() if k != UNEMBED_BIAS},
+        "params": {k: weights[k] for k in trainable_names(cfg, cfg.freeze_biases)},
     }
 
 

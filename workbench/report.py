@@ -108,7 +108,7 @@ def build_figures(run: store.Run, results: ProbeResults | None = None) -> dict[s
             figures.complexity_panel(t["weights"], t["fourier"], t["complexity"], t.get("llc"), phases),
             "The parameter count never moves; the weight norm, the Fourier Gini, the active neurons, the weight "
             "entropy" + (" and λ̂" if t.get("llc") is not None else "") + " track memorisation and its replacement.")
-    if t.get("llc") is not None:
+    if t.get("llc") is not None and len(t["llc"]):
         out["llc"] = (figures.llc_curve(t["llc"], run.metrics, phases),
                       "λ̂ rises while the network memorises and falls as the general circuit replaces memorisation "
                       "(measured on the training set alone; red crosses: chains that were not healthy).")

@@ -40,6 +40,7 @@ from typing import Any
 from probes import KEY_RULES, REGISTRY, ProbeSettings, ProbeSpec, get_probe
 from probes.fourier import key_frequencies as key_frequencies_of
 from probes.fourier import n_frequencies
+from probes.llc import by_step as llc_by_step
 from probes.phases import Phases, detect_phases
 from workbench import heap, store
 from workbench.errors import UsageError
@@ -72,7 +73,7 @@ class ProbeResults:
         by_rule = kf.get("by_rule", {})
         lines += [f"  by {rule:8s} {_fmt(by_rule[rule])}" for rule in KEY_RULES if rule in by_rule]
         lines.append("phases: " + ", ".join(f"{k} {'-' if v is None else v}" for k, v in self.phases.steps.items()))
-        if self.tables.get("llc") is not None:
+        if self.tables.get("llc") is not None and len(self.tables["llc"]):
             lines.append(llc_line(self.tables["llc"]))
         lines += [f"NOTE: {path} could not be read; its results were recomputed" for path in self.rebuilt]
         lines += [f"SKIPPED step {step}: {why}" for step, why in sorted(self.skipped.items())]
@@ -82,7 +83,7 @@ class ProbeResults:
 def llc_line(table) -> str:
     """One line on the llc table: how many checkpoints, the peak and the final λ̂, and how many
     estimates were not healthy (those are left out of the peak)."""
-    wide = table.pivot_table(index="step", columns="measure", values="value").sort_index()
+    wide = llc_by_step(table)
     good = wide[wide.healthy == 1]
     bad = len(wide) - len(good)
     text = f"llc: {len(wide)} checkpoints"
@@ -215,14 +216,16 @@ def plan(run: store.Run, cache: store.ProbeCache, selected: list[int], names: se
 
 
 def measure(run: store.Run, work: _Plan, options: ProbeOptions, key_freqs: Sequence[int], cache: store.ProbeCache,
-            evaluate: GridEvaluator, skipped: dict[int, str], progress: bool, workers: int = 1) -> dict[str, list]:
-    """Evaluate each step that some probe needs once, call those probes; new rows per probe.
+            evaluate: GridEvaluator, skipped: dict[int, str], progress: bool, workers: int = 1,
+            new_rows: dict[str, list] | None = None) -> dict[str, list]:
+    """Evaluate each step that some probe needs once, call those probes; new rows per probe
+    (added to ``new_rows`` as they come, so a caller can keep them if this is interrupted).
     Probes marked ``parallel`` are measured afterwards, one checkpoint per worker process."""
     inline = {n: todo for n, todo in work.todo.items() if todo and not REGISTRY[n].parallel}
     pooled = {n: todo for n, todo in work.todo.items() if todo and REGISTRY[n].parallel}
     steps = sorted({s for todo in inline.values() for s in todo})
     pooled_steps = sorted({s for todo in pooled.values() for s in todo})
-    new_rows: dict[str, list] = {name: [] for name in REGISTRY}
+    new_rows = {name: [] for name in REGISTRY} if new_rows is None else new_rows
     bar = None
     if progress and (steps or pooled_steps):
         from tqdm import tqdm
@@ -240,16 +243,18 @@ def measure(run: store.Run, work: _Plan, options: ProbeOptions, key_freqs: Seque
         if bar is not None:
             bar.update(1)
 
-    for i, step in enumerate(steps):
-        keep(step, measure_checkpoint(evaluate, step, [n for n, todo in inline.items() if step in todo], options, freqs))
-        if i % RELEASE_EVERY == RELEASE_EVERY - 1:
-            heap.release_memory()
-    if pooled_steps:
-        jobs = [(step, [n for n, todo in pooled.items() if step in todo]) for step in pooled_steps]
-        for step, frames in _in_workers(run, jobs, options, freqs, workers):
-            keep(step, frames)
-    if bar is not None:
-        bar.close()
+    try:
+        for i, step in enumerate(steps):
+            keep(step, measure_checkpoint(evaluate, step, [n for n, todo in inline.items() if step in todo], options, freqs))
+            if i % RELEASE_EVERY == RELEASE_EVERY - 1:
+                heap.release_memory()
+        if pooled_steps:
+            jobs = [(step, work.hashes[step], [n for n, todo in pooled.items() if step in todo]) for step in pooled_steps]
+            for step, frames in _in_workers(run, jobs, options, freqs, workers):
+                keep(step, frames)
+    finally:
+        if bar is not None:
+            bar.close()
     return new_rows
 
 
@@ -278,8 +283,17 @@ def default_workers() -> int:
 _WORKER: dict[str, Any] = {}  # in a worker process: the run and evaluator it measures
 
 
-def _worker_measure(run_path: str, step: int, names: list[str], options: dict, key_freqs: tuple[int, ...]):
-    """One checkpoint in a worker process (one torch thread: workers share the cores)."""
+def _worker_start() -> None:
+    """In each worker: Ctrl-C is the parent's to handle (it cancels the queue and saves what is done)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _worker_measure(run_path: str, step: int, digest: str, names: list[str], options: dict,
+                    key_freqs: tuple[int, ...]):
+    """One checkpoint in a worker process (one torch thread: workers share the cores). The
+    checkpoint must still be the one planned (``digest``): its rows are recorded under that hash."""
     import torch
 
     torch.set_num_threads(1)
@@ -287,11 +301,18 @@ def _worker_measure(run_path: str, step: int, names: list[str], options: dict, k
     if _WORKER.get("key") != (run_path, opts.engine):
         run = store.open_run(Path(run_path))
         _WORKER.update(key=(run_path, opts.engine), evaluate=GridEvaluator(run, opts.engine, with_model=True))
-    return step, measure_checkpoint(_WORKER["evaluate"], step, names, opts, key_freqs)
+    evaluate = _WORKER["evaluate"]
+    try:
+        now = evaluate.run.content_hash(step)
+    except OSError as exc:
+        return step, str(exc)
+    if now != digest:
+        return step, f"checkpoint {evaluate.run.step_path(step)} changed while the run was being probed; probe again"
+    return step, measure_checkpoint(evaluate, step, names, opts, key_freqs)
 
 
-def _in_workers(run: store.Run, jobs: list[tuple[int, list[str]]], options: ProbeOptions, key_freqs: tuple[int, ...],
-                workers: int):
+def _in_workers(run: store.Run, jobs: list[tuple[int, str, list[str]]], options: ProbeOptions,
+                key_freqs: tuple[int, ...], workers: int):
     """Yield (step, frames) for each job as it finishes: in ``workers`` spawned processes, or in
     this one (with one torch thread, so the numbers are the same either way) when workers is 1."""
     workers = max(1, min(workers, len(jobs)))
@@ -301,16 +322,18 @@ def _in_workers(run: store.Run, jobs: list[tuple[int, list[str]]], options: Prob
 
         threads = torch.get_num_threads()
         try:
-            for step, names in jobs:
-                yield _worker_measure(*args, step, names, options.to_dict(), key_freqs)
+            for step, digest, names in jobs:
+                yield _worker_measure(*args, step, digest, names, options.to_dict(), key_freqs)
         finally:
             torch.set_num_threads(threads)
             _WORKER.clear()
         return
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_worker_measure, *args, step, names, options.to_dict(), key_freqs) for step, names in jobs]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_start) as pool:
+        futures = [pool.submit(_worker_measure, *args, step, digest, names, options.to_dict(), key_freqs)
+                   for step, digest, names in jobs]
         try:
             for future in as_completed(futures):
                 yield future.result()
@@ -333,14 +356,27 @@ def merge_tables(run: store.Run, cache: store.ProbeCache, work: _Plan, old_table
         if not fresh and old is None:
             continue  # never measured (an opt-in probe): no table
         if not fresh and len(kept) == len(old):
-            tables[name] = old
+            if len(old):
+                tables[name] = old
             continue
         parts = ([kept] if kept is not None and len(kept) else []) + fresh
-        tables[name] = changed[name] = pd.concat(parts, ignore_index=True).sort_values("step", kind="stable") \
+        changed[name] = pd.concat(parts, ignore_index=True).sort_values("step", kind="stable") \
             .reset_index(drop=True) if parts else pd.DataFrame(columns=list(REGISTRY[name].columns))
+        if len(changed[name]):  # every row made stale (an opt-in probe's setting changed): no table
+            tables[name] = changed[name]
     cache.invalidate(list(changed))
     for name, table in changed.items():
         store.write_probe_table(run, name, table)
+    return tables
+
+
+def _save(run: store.Run, cache: store.ProbeCache, work: _Plan, old_tables: dict[str, Any], new_rows: dict[str, list],
+          options: ProbeOptions) -> dict[str, Any]:
+    """Tables, cache index and the options they were made with, together."""
+    tables = merge_tables(run, cache, work, old_tables, new_rows)
+    cache.save()
+    if run.probe_options != options.to_dict():
+        store.write_probe_options(run, options.to_dict())
     return tables
 
 
@@ -367,16 +403,24 @@ def probe(
 
     Options not given are the run's current ones (`current_options`); the ones used become its
     current ones. ``key_freqs`` "auto" takes them from the run again after they were given.
-    ``workers``: processes for the ``parallel`` probes (default: one per core).
+    ``workers``: processes for the ``parallel`` probes (default: one per core). They are
+    spawned, so a script that probes with ``llc`` must guard its top level with
+    ``if __name__ == "__main__":`` (each worker imports the main module), or pass workers=1.
+    Interrupted, it keeps the rows measured so far: the same call again measures only the rest.
     """
     run = run if isinstance(run, store.Run) else store.open_run(run, root)
     specs = select_probes(probes)
     if not run.steps:
         raise UsageError(f"run {run.name!r} has no checkpoints yet; train it first (make train RUN={run.name})")
     selected = parse_steps(steps, run.steps)
+    if workers is not None and workers < 1:
+        raise UsageError(f"workers must be at least 1, got {workers}")
     # read the run's own files first: a damaged one stops here, before anything is written
-    current_options(run, settings, overrides, key_freqs, engine)
-    run.split  # noqa: B018 - read (and checked) now
+    options = current_options(run, settings, overrides, key_freqs, engine)
+    n_train = len(run.split.train)
+    if "llc" in {s.name for s in specs} and options.settings.llc_batch_size > n_train:
+        raise UsageError(f"llc_batch_size {options.settings.llc_batch_size} exceeds the run's {n_train} training "
+                         f"examples; give llc_batch_size=N with N <= {n_train}")
     heap.bound_heap_growth()
     with store.probe_lock(run):
         options = current_options(run, settings, overrides, key_freqs, engine)  # again: another prober may have changed them
@@ -387,12 +431,14 @@ def probe(
         skipped: dict[int, str] = {}
         kf = fix_key_frequencies(run, options, cache, evaluate, skipped)
         work = plan(run, cache, selected, {s.name for s in specs}, options, kf["key_freqs"], skipped)
-        new_rows = measure(run, work, options, kf["key_freqs"], cache, evaluate, skipped, progress,
-                           default_workers() if workers is None else workers)
-        tables = merge_tables(run, cache, work, old_tables, new_rows)
-        cache.save()
-        if run.probe_options != options.to_dict():
-            store.write_probe_options(run, options.to_dict())
+        new_rows: dict[str, list] = {name: [] for name in REGISTRY}
+        try:
+            measure(run, work, options, kf["key_freqs"], cache, evaluate, skipped, progress,
+                    default_workers() if workers is None else workers, new_rows)
+        except BaseException:  # interrupted (or a probe failed): keep every row measured so far
+            _save(run, cache, work, old_tables, new_rows, options)
+            raise
+        tables = _save(run, cache, work, old_tables, new_rows, options)
         phases = save_phases(run, tables, kf["key_freqs"])
     computed = {s.name: len(new_rows[s.name]) for s in specs}
     return ProbeResults(run=run, options=options, tables=tables, key_frequencies=kf, phases=phases,
