@@ -235,11 +235,12 @@ def measure(run: store.Run, work: _Plan, options: ProbeOptions, key_freqs: Seque
     freqs = tuple(key_freqs)
 
     def keep(step: int, frames: dict[str, Any] | str) -> None:
-        if isinstance(frames, str):
+        if isinstance(frames, str):  # why the checkpoint could not be measured
             skipped[step] = frames
-        for name, frame in (frames.items() if not isinstance(frames, str) else ()):
-            new_rows[name].append(frame)
-            cache.record(name, step, work.hashes[step], work.depends[name])
+        else:
+            for name, frame in frames.items():
+                new_rows[name].append(frame)
+                cache.record(name, step, work.hashes[step], work.depends[name])
         if bar is not None:
             bar.update(1)
 
