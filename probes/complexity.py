@@ -3,9 +3,10 @@
 Golechha 2024 ("Progress measures for grokking on real-world tasks") tracks, beside the weight
 norm, how many neurons an input uses (activation sparsity) and how spread out the weights'
 magnitudes are (absolute weight entropy) as progress measures of grokking. Both move when the
-general solution replaces memorisation: on the ``fast`` run, through cleanup, the active
-fraction rises from 0.50 to 0.60 (the Fourier neurons fire on more inputs than the memorising
-ones) and the normalised weight entropy falls from 0.97 to 0.92 (the weights concentrate). The
+general solution replaces memorisation: on the ``fast`` run, from just before cleanup (step
+1,080) to step 2,000, the active fraction rises from 0.50 to 0.60 (the Fourier neurons fire on
+more inputs than the memorising ones) and the normalised weight entropy falls from 0.97 to
+0.92 (the weights concentrate; 0.94 at the end). The
 parameter count is reported too, as the flat reference line: it never moves (Curth et al.
 2023's point about double descent).
 
