@@ -15,7 +15,7 @@ SET ?=
 FROM_CHECKPOINT ?=
 TRAIN_ARGS = $(if $(PRESET),--preset $(PRESET)) --device $(DEVICE) $(if $(EPOCHS),epochs=$(EPOCHS)) $(if $(FROM_CHECKPOINT),--from-last-checkpoint) $(SET)
 
-.PHONY: help setup train probe report demo test test-fast lint bench runs presets clean-venv
+.PHONY: help setup train probe report import notebook demo test test-fast lint bench runs presets clean-venv
 
 help:  ## list targets
 	@echo "make setup                          create .venv and install everything (idempotent)"
@@ -29,6 +29,9 @@ help:  ## list targets
 	@echo "make report RUN=name [SET=...] [ENGINE=...]"
 	@echo "                                    probe (cached, the run's current options) and write"
 	@echo "                                    checkpoints/<name>/report/index.html + PNG/SVG/PDF"
+	@echo "make import SRC=file RUN=name [SET='p=113 ...'] [PRESET=...]"
+	@echo "                                    turn a legacy run (Nanda et al.'s full_run_data.pth, the TL Grokking demo's"
+	@echo "                                    saved file, TL 2.x state dicts) into checkpoints/<name>/"
 	@echo "make demo                           setup, train the fast preset as 'demo', probe, report"
 	@echo "make runs                           list runs;  make presets: show presets"
 	@echo "make test                           the test suite (what CI runs)"
@@ -61,6 +64,11 @@ probe: setup
 report: setup
 	@if [ -z "$(RUN)" ]; then echo "usage: make report RUN=<name> [SET='neuron_threshold=0.85 ...'] [ENGINE=factored|bridge]"; exit 2; fi
 	$(PY) -m workbench report $(RUN) $(if $(ENGINE),--engine $(ENGINE)) $(SET)
+
+SRC ?=
+import: setup
+	@if [ -z "$(SRC)" ] || [ -z "$(RUN)" ]; then echo "usage: make import SRC=<file> RUN=<name> [SET='p=113 d_model=128 ...'] [PRESET=...]"; exit 2; fi
+	$(PY) -m workbench import "$(SRC)" $(RUN) $(if $(PRESET),--preset $(PRESET)) $(SET)
 
 DEMO_RUN ?= demo
 demo: setup  ## the whole story on the default preset: train, probe, report

@@ -53,7 +53,7 @@ def bench_train(rounds: int = 7, epochs_per_round: int = 5) -> str:
 
     cfg = load_config("nanda2023")
     ds = make_dataset(cfg.operation, cfg.p)
-    split = make_split(ds.n_examples, cfg.frac_train, cfg.split_seed)
+    split = make_split(ds.n_examples, cfg.frac_train, cfg.split_seed, cfg.split_rule)
     x, y = ds.tokens[split.train], ds.labels[split.train]
     weights = initial_weights(cfg)
 

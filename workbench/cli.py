@@ -67,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     _probe_option_arguments(p)
     p.add_argument("--no-images", action="store_true", help="HTML only, no static images")
 
+    p = sub.add_parser("import", help="turn a legacy run file (Nanda et al. 2023, the TL Grokking demo, TL 2.x "
+                                      "state dicts) into a run directory")
+    p.add_argument("src", help="the file: full_run_data.pth, the demo's saved dict, or a TL 2.x state dict (list)")
+    p.add_argument("run", help="name of the new run (a folder under checkpoints/)")
+    p.add_argument("--preset", default=None, help="for a bare state dict: the preset its config starts from")
+    p.epilog = ("Config fields follow as key=value: for a bare state dict they are its config (p=113 d_model=128 ...); "
+                "for the other formats they fix what the file lacks (split_seed=598).")
+
     p = sub.add_parser("runs", help="list runs")
 
     p = sub.add_parser("info", help="summarise one run: config, progress, final metrics")
@@ -146,6 +154,26 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    from workbench.config import parse_overrides
+    from workbench.importer import import_run
+
+    run = import_run(args.src, args.run, overrides=parse_overrides(args.overrides), preset=args.preset, root=runs_root())
+    info = run.provenance["imported_from"]
+    print(f"imported {info['format']} file {args.src} as run {run.name!r}: {len(run.steps)} checkpoints "
+          f"(steps {run.steps[0]}..{run.steps[-1]}), {run.config.operation} mod {run.config.p}")
+    print(f"  parity: max |logit difference| {info['parity']['max_abs_logit_diff']:.2g} over {info['parity']['inputs']} inputs "
+          f"at steps {', '.join(map(str, info['parity']['steps']))}")
+    if info["split_check"]:
+        check = info["split_check"]
+        print(f"  split: the source's losses at step {check['step']} reproduced "
+              f"(train {check['recomputed']['train']:.4g}, test {check['recomputed']['test']:.4g})")
+    for note in info["notes"]:
+        print(f"  note: {note}")
+    print(f"  -> {run.path}   (next: make probe RUN={run.name})")
+    return 0
+
+
 def _cmd_runs(args: argparse.Namespace) -> int:
     from workbench.store import list_runs, open_run
 
@@ -193,10 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, extra = parser.parse_known_args(argv)
         # key=value overrides may sit anywhere on a train command line
         args.overrides = [e for e in extra if not e.startswith("-")]
-        stray = [e for e in extra if e not in args.overrides or args.command not in ("train", "probe", "report")]
+        stray = [e for e in extra if e not in args.overrides or args.command not in ("train", "probe", "report", "import")]
         if stray:
             parser.error(f"unrecognized arguments: {' '.join(stray)}")
-        command = {"train": _cmd_train, "probe": _cmd_probe, "report": _cmd_report, "runs": _cmd_runs, "info": _cmd_info, "presets": _cmd_presets}[args.command]
+        command = {"train": _cmd_train, "probe": _cmd_probe, "report": _cmd_report, "import": _cmd_import, "runs": _cmd_runs, "info": _cmd_info, "presets": _cmd_presets}[args.command]
         return command(args)
     except (UsageError, CorruptCheckpoint) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -22,11 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import UsageError
-from workbench.tasks import check_task
+from workbench.tasks import SPLIT_RULES, check_task
 
 PRESET_DIR = Path(__file__).parent / "presets"
 DEFAULT_PRESET = "fast"
 ACTIVATIONS = ("relu", "gelu", "gelu_new", "silu")
+# Initialisation rules (formulas and sources: `workbench.model.initial_weights`). Named here, not
+# imported from the model module, so that validating a config never imports TransformerLens.
+INIT_RULES = ("tl4", "nanda2023", "tl2")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class RunConfig:
     p: int = 113
     frac_train: float = 0.3
     split_seed: int = 0
+    split_rule: str = "randperm"  # how split_seed shuffles the inputs (`tasks.SPLIT_RULES`)
     table_seed: int = 0  # only the 'random' operation reads it
     # model: the one-layer transformer of Nanda et al. 2023
     n_layers: int = 1
@@ -47,6 +51,7 @@ class RunConfig:
     d_mlp: int = 512
     act_fn: str = "relu"
     model_seed: int = 0
+    init: str = "tl4"  # the initialisation rule (`model.INIT_RULES`): tl4, nanda2023, tl2
     # optimisation: full-batch AdamW
     epochs: int = 40_000
     lr: float = 1e-3
@@ -55,6 +60,7 @@ class RunConfig:
     beta2: float = 0.98
     warmup_steps: int = 10
     freeze_biases: bool = False
+    attn_bias: bool = True  # False: attention q/k/v/o biases stay 0 (Nanda et al. 2023's model has none)
     # what is recorded
     eval_every: int = 10  # train/test loss and accuracy every this many steps
     ckpt_every: int = 100  # a checkpoint every this many steps (0: none)
@@ -70,6 +76,10 @@ class RunConfig:
         for name in ("warmup_steps", "ckpt_every", "ckpt_log"):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.split_rule not in SPLIT_RULES:
+            raise UsageError(f"unknown split_rule {self.split_rule!r}; valid: {', '.join(SPLIT_RULES)}")
+        if self.init not in INIT_RULES:
+            raise UsageError(f"unknown init {self.init!r}; valid: {', '.join(INIT_RULES)}")
         if self.act_fn not in ACTIVATIONS:
             raise UsageError(f"unknown act_fn {self.act_fn!r}; valid: {', '.join(ACTIVATIONS)}")
         if not self.lr > 0:

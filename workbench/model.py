@@ -114,10 +114,118 @@ def build_bridge(cfg: RunConfig, weights: dict[str, torch.Tensor] | None = None,
 
 
 def initial_weights(cfg: RunConfig) -> dict[str, torch.Tensor]:
-    """The step-0 weights: TransformerLens's ``boot_native`` initialisation with ``model_seed``."""
-    bridge = build_bridge(cfg)
-    # state_dict() aliases the live parameters; clone so the bridge can be dropped.
-    return {k: v.detach().clone() for k, v in bridge.state_dict().items()}
+    """The step-0 weights of a run, by its ``init`` rule (`config.INIT_RULES`), seeded with ``model_seed``.
+
+    * ``tl4`` (the default): TransformerLens 4.x's ``TransformerBridge.boot_native`` with
+      ``seed=model_seed``. Its W_O and W_out start smaller (std 0.05 at d_model 128) than either
+      source below.
+    * ``nanda2023``: the initialisation of the transformer in Nanda et al. 2023's code
+      (progress-measures-paper, ``transformers.py``), in the order its modules are built:
+      ``W_E = randn(d_model, p+1) / sqrt(d_model)``, ``W_pos = randn(3, d_model) / sqrt(d_model)``,
+      per block ``W_K, W_Q, W_V = randn(heads, d_head, d_model) / sqrt(d_model)``,
+      ``W_O = randn(d_model, heads d_head) / sqrt(d_model)``, ``W_in = randn(d_mlp, d_model) /
+      sqrt(d_model)``, ``b_in = 0``, ``W_out = randn(d_model, d_mlp) / sqrt(d_model)``, ``b_out = 0``,
+      then ``W_U = randn(d_model, p+1) / sqrt(p+1)``. Their code does not seed torch; here
+      ``model_seed`` does. That model has no attention biases (here they start at 0; the preset
+      keeps them there with ``attn_bias = false``) and unembeds to p+1 tokens (the column of ``=``,
+      never a label, is dropped).
+    * ``tl2``: TransformerLens 2.x ``HookedTransformer`` with ``init_mode="gpt2"`` (the Grokking
+      demo's model): ``torch.manual_seed(seed)``, then every ``W_*`` parameter in
+      ``named_parameters`` order (W_E, W_pos, then per block W_Q, W_O, W_K, W_V, W_in, W_out, then
+      W_U), in TL 2.x shapes, drawn ``normal_(0, 0.8 / sqrt(d_model))``; every bias 0
+      (``HookedTransformer._init_weights_gpt2``; boot_native draws the same scale but shrinks W_O
+      and W_out by 1/sqrt(2 n_layers)).
+
+    The draws use a private generator, so the global random state is untouched.
+    """
+    if cfg.init == "tl4":
+        bridge = build_bridge(cfg)
+        # state_dict() aliases the live parameters; clone so the bridge can be dropped.
+        return {k: v.detach().clone() for k, v in bridge.state_dict().items()}
+    from workbench import legacy
+
+    if cfg.init == "nanda2023":
+        return convert_nanda2023_state_dict(cfg, legacy.nanda2023_init(cfg))
+    if cfg.init == "tl2":
+        return convert_tl2_state_dict(cfg, legacy.tl2_init(cfg))
+    raise AssertionError(cfg.init)  # RunConfig validates init
+
+
+def convert_tl2_state_dict(cfg: RunConfig, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A TransformerLens 2.x ``HookedTransformer`` state dict (``embed.W_E``, ``blocks.0.attn.W_Q``
+    [heads, d_model, d_head], ...) under this module's bridge names, by TransformerLens 4.x's own
+    bit-exact ``convert_tl_checkpoint`` (W_Q/W_K/W_V [h, d, e] -> [(h e), d]; W_O [h, e, d] ->
+    [d, (h e)]; W_in, W_out, W_U transposed; the ``mask``/``IGNORE`` buffers dropped). A missing
+    unembedding bias (saved by some scripts without it) is the zero it always was.
+    Raises ``ValueError`` naming a key it cannot place or a shape that does not fit ``cfg``."""
+    from transformer_lens.utilities.tl_checkpoint_conversion import convert_tl_checkpoint
+
+    converted = convert_tl_checkpoint(dict(state_dict), bridge_config(cfg))
+    converted.setdefault(UNEMBED_BIAS, torch.zeros(cfg.p))
+    return checked_weights(cfg, converted)
+
+
+def convert_nanda2023_state_dict(cfg: RunConfig, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The transformer of Nanda et al. 2023's code under this module's bridge names.
+
+    Their names and shapes, and what each becomes (h heads, e = d_head, d = d_model, m = d_mlp):
+
+        embed.W_E          [d, p+1]     -> embed.weight [p+1, d]          transposed
+        pos_embed.W_pos    [3, d]       -> pos_embed.weight [3, d]        as is
+        blocks.L.attn.W_Q  [h, e, d]    -> blocks.L.attn.q.weight [h e, d]  reshaped (head-major rows,
+                                           the order their ``(i h)`` rearrange of z uses); bias 0
+        blocks.L.attn.W_K, W_V          -> k.weight, v.weight             likewise; bias 0
+        blocks.L.attn.W_O  [d, h e]     -> blocks.L.attn.o.weight [d, h e]  as is; bias 0
+        blocks.L.mlp.W_in  [m, d], b_in -> mlp.in.weight [m, d], bias      as is
+        blocks.L.mlp.W_out [d, m], b_out-> mlp.out.weight [d, m], bias     as is
+        unembed.W_U        [d, p+1]     -> unembed.weight [p, d]           transposed, the row of
+                                           ``=`` (never a label) dropped; unembed.bias 0
+
+    Their attention divides scores by sqrt(d_head) after masking, as the bridge does; the
+    ``blocks.L.attn.mask`` buffer is dropped. ``ValueError`` names a key or shape that does not fit.
+    """
+    d, H, dh, p = cfg.d_model, cfg.n_heads, cfg.d_head, cfg.p
+    expected = {"embed.W_E": (d, p + 1), "pos_embed.W_pos": (N_CTX, d), "unembed.W_U": (d, p + 1)}
+    for layer in range(cfg.n_layers):
+        expected.update({f"blocks.{layer}.attn.W_{x}": (H, dh, d) for x in "KQV"})
+        expected.update({f"blocks.{layer}.attn.W_O": (d, H * dh), f"blocks.{layer}.mlp.W_in": (cfg.d_mlp, d),
+                         f"blocks.{layer}.mlp.b_in": (cfg.d_mlp,), f"blocks.{layer}.mlp.W_out": (d, cfg.d_mlp),
+                         f"blocks.{layer}.mlp.b_out": (d,)})
+    sd = {k: v for k, v in state_dict.items() if not k.endswith(".attn.mask")}
+    unknown = sorted(set(sd) - set(expected))
+    if unknown:
+        raise ValueError(f"unexpected key(s) {', '.join(unknown)} for this config's model (n_layers={cfg.n_layers})")
+    for key, shape in expected.items():
+        if key not in sd:
+            raise ValueError(f"missing key {key}")
+        if tuple(sd[key].shape) != shape:
+            raise ValueError(f"{key} has shape {tuple(sd[key].shape)}, expected {shape} for p={p}, d_model={d}, "
+                             f"n_heads={H}, d_head={dh}, d_mlp={cfg.d_mlp}")
+    f32 = {k: v.detach().to(torch.float32) for k, v in sd.items()}
+    out = {EMBED: f32["embed.W_E"].T.contiguous(), POS_EMBED: f32["pos_embed.W_pos"].clone()}
+    for layer in range(cfg.n_layers):
+        src = lambda name: f32[f"blocks.{layer}.{name}"]  # noqa: E731, B023
+        for x, ours in (("Q", "q"), ("K", "k"), ("V", "v")):
+            out[block_key(layer, f"attn.{ours}.weight")] = src(f"attn.W_{x}").reshape(H * dh, d).clone()
+            out[block_key(layer, f"attn.{ours}.bias")] = torch.zeros(H * dh)
+        out[block_key(layer, "attn.o.weight")] = src("attn.W_O").clone()
+        out[block_key(layer, "attn.o.bias")] = torch.zeros(d)
+        out[block_key(layer, "mlp.in.weight")] = src("mlp.W_in").clone()
+        out[block_key(layer, "mlp.in.bias")] = src("mlp.b_in").clone()
+        out[block_key(layer, "mlp.out.weight")] = src("mlp.W_out").clone()
+        out[block_key(layer, "mlp.out.bias")] = src("mlp.b_out").clone()
+    out[UNEMBED] = f32["unembed.W_U"][:, :p].T.contiguous()
+    out[UNEMBED_BIAS] = torch.zeros(p)
+    return checked_weights(cfg, out)
+
+
+def checked_weights(cfg: RunConfig, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``weights`` in this config's state-dict order; ``ValueError`` if a name or shape does not fit."""
+    problem = misfit_weights(cfg, weights)
+    extra = sorted(set(weights) - set(initial_shapes(cfg)))
+    if problem or extra:
+        raise ValueError(problem or f"unexpected key(s) {', '.join(extra)}")
+    return {k: weights[k] for k in initial_shapes(cfg)}
 
 
 def initial_shapes(cfg: RunConfig) -> dict[str, torch.Size]:
@@ -160,14 +268,19 @@ def probe_weights(cfg: RunConfig, weights: dict[str, torch.Tensor]) -> dict:
         "W_E": weights[EMBED][: cfg.p],
         "W_out": weights[block_key(last, "mlp.out.weight")].T,
         "W_U": weights[UNEMBED].T,
-        "params": {k: weights[k] for k in trainable_names(cfg, cfg.freeze_biases)},
+        "params": {k: weights[k] for k in trainable_names(cfg)},
     }
 
 
-def trainable_names(cfg: RunConfig, freeze_biases: bool = False) -> list[str]:
-    """The weights the optimiser updates (all but the fixed unembedding bias, and the biases too
-    when they are frozen)."""
-    return [n for n in weight_names(cfg) if n != UNEMBED_BIAS and not (freeze_biases and n.endswith("bias"))]
+def trainable_names(cfg: RunConfig) -> list[str]:
+    """The weights the optimiser updates: all but the fixed unembedding bias, every bias when
+    ``freeze_biases``, and the attention's q/k/v/o biases when ``attn_bias`` is off (a model
+    that has none, as Nanda et al. 2023's; they stay at their initial 0)."""
+    def fixed(name: str) -> bool:
+        is_bias = name.endswith("bias")
+        return (name == UNEMBED_BIAS or (cfg.freeze_biases and is_bias)
+                or (not cfg.attn_bias and is_bias and ".attn." in name))
+    return [n for n in weight_names(cfg) if not fixed(n)]
 
 
 class FastTransformer(nn.Module):
@@ -262,9 +375,10 @@ class FastTransformer(nn.Module):
 
 def trainable_module(cfg: RunConfig, weights: dict[str, torch.Tensor]) -> FastTransformer:
     """A `FastTransformer` holding a copy of ``weights`` in which exactly the weights the run's
-    optimiser updates (`trainable_names`, honouring ``freeze_biases``) have ``requires_grad``."""
+    optimiser updates (`trainable_names`, honouring ``freeze_biases`` and ``attn_bias``) have
+    ``requires_grad``."""
     module = FastTransformer(cfg, weights)
-    names = set(trainable_names(cfg, cfg.freeze_biases))
+    names = set(trainable_names(cfg))
     for name, param in module.named_weights().items():
         param.requires_grad_(name in names)
     return module

@@ -41,7 +41,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -344,8 +344,12 @@ def run_path(name: str, root: Path | None = None) -> Path:
     return Path(root if root is not None else default_root()) / check_run_name(name)
 
 
-def create_run(path: Path, cfg: RunConfig, provenance: dict[str, Any], split: Split, state: ResumeState) -> Run:
-    """Assemble a new run in a hidden folder and rename it into place (all or nothing)."""
+def create_run(path: Path, cfg: RunConfig, provenance: dict[str, Any], split: Split, state: ResumeState,
+               fill: Callable[[Run], None] | None = None) -> Run:
+    """Assemble a new run in a hidden folder and rename it into place (all or nothing).
+
+    ``fill``, if given, writes more of the run (checkpoints, metrics: an import) into the hidden
+    folder's `Run` before the rename; if it raises, nothing appears at ``path``."""
     import shutil
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -356,6 +360,8 @@ def create_run(path: Path, cfg: RunConfig, provenance: dict[str, Any], split: Sp
         files.write_json(tmp / PROVENANCE, provenance)
         write_tensors(tmp / SPLIT, {"train": split.train, "test": split.test})
         write_state(tmp, state)
+        if fill is not None:
+            fill(Run(tmp))
         try:
             tmp.rename(path)
         except OSError:

@@ -125,21 +125,45 @@ def make_dataset(operation: str, p: int, table_seed: int = 0) -> Dataset:
     return Dataset(operation=operation, p=p, tokens=tokens, labels=labels)
 
 
-def make_split(n_examples: int, frac_train: float, seed: int) -> Split:
-    """A seeded random split: the first ``int(n * frac_train)`` of a permutation train.
+SPLIT_RULES: dict[str, str] = {
+    "randperm": "torch.randperm(n) on a torch.Generator seeded with split_seed; the first int(frac n) train "
+                "(the TransformerLens grokking demo)",
+    "nanda2023": "random.seed(split_seed); random.shuffle of the inputs in a-major order; the first int(frac n) "
+                 "train (Nanda et al. 2023's code)",
+}
 
-    Uses ``torch.randperm`` on a generator seeded with ``seed``, which is the split of the
-    TransformerLens grokking demo (seed 598, frac 0.3) for ``add`` at any p.
+
+def make_split(n_examples: int, frac_train: float, seed: int, rule: str = "randperm") -> Split:
+    """A seeded random split of ``n_examples`` inputs (a-major order): the first
+    ``int(n * frac_train)`` of a seeded shuffle are train, the rest test.
+
+    ``rule`` names the shuffle (`SPLIT_RULES`):
+
+    * ``randperm``: ``torch.randperm(n)`` on a ``torch.Generator`` seeded with ``seed``. This is the
+      split of the TransformerLens grokking demo (``DATA_SEED = 598``, frac 0.3) for ``add``.
+    * ``nanda2023``: Python's ``random.seed(seed)`` then ``random.shuffle`` of the list of inputs,
+      as the code of Nanda et al. 2023 ("Progress measures for grokking") does with its pairs
+      ``(i, j, p)`` for i, then j, in ``range(p)``: for add mod 113, frac 0.3, seed 0 that is 3,830
+      train of 12,769. Shuffling indices ``0..n-1`` draws the same permutation as shuffling the
+      pairs (``random.shuffle`` only swaps positions), so the train set is the same.
     """
+    import random
+
     if not 0.0 < frac_train < 1.0:
         raise UsageError(f"frac_train must lie strictly between 0 and 1, got {frac_train}")
-    gen = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(n_examples, generator=gen)
+    if rule not in SPLIT_RULES:
+        raise UsageError(f"unknown split rule {rule!r}; valid: {', '.join(SPLIT_RULES)}")
     cut = int(n_examples * frac_train)
     if cut == 0 or cut == n_examples:
         raise UsageError(
             f"frac_train={frac_train} leaves an empty train or test set for {n_examples} examples"
         )
+    if rule == "randperm":
+        perm = torch.randperm(n_examples, generator=torch.Generator().manual_seed(seed))
+    else:
+        order = list(range(n_examples))
+        random.Random(seed).shuffle(order)  # a private generator: the same stream as random.seed(seed)
+        perm = torch.tensor(order, dtype=torch.int64)
     return Split(train=perm[:cut].sort().values, test=perm[cut:].sort().values)
 
 

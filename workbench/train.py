@@ -128,7 +128,7 @@ def _resolve_config(
 def create_run(run_path: Path, cfg: RunConfig) -> store.Run:
     """A new run directory: config, provenance, the split, and the step-0 resume state."""
     ds = make_dataset(cfg.operation, cfg.p, cfg.table_seed)
-    split = make_split(ds.n_examples, cfg.frac_train, cfg.split_seed)
+    split = make_split(ds.n_examples, cfg.frac_train, cfg.split_seed, cfg.split_rule)
     state = store.ResumeState(step=0, weights=initial_weights(cfg), adam={}, rng=torch.get_rng_state())
     return store.create_run(run_path, cfg, provenance(cfg), split, state)
 
@@ -213,7 +213,7 @@ def _train_loop(handle: store.Run, cfg: RunConfig, device: torch.device, progres
     x_test, y_test = ds.tokens[split.test].to(device), ds.labels[split.test].to(device)
 
     model = trainable_module(cfg, resume.weights).to(device)
-    names = trainable_names(cfg, cfg.freeze_biases)
+    names = trainable_names(cfg)
     params = [model.w(n) for n in names]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
     _load_adam_state(optimizer, names, resume.adam, device)

@@ -1,0 +1,169 @@
+"""Importing legacy runs: format-faithful files of each kind (tests/legacy_sources.py) become run
+directories whose split, metrics and logits match the source, which the probes read unchanged;
+unsafe, truncated and misfitting files are refused with nothing written."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+
+import pytest
+import torch
+
+import workbench
+from tests.legacy_sources import nanda_file, pairs, tl_demo_file
+from workbench import cli
+from workbench.tasks import grid_tokens
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """One source file of each kind, trained once for the module (~20 s)."""
+    folder = tmp_path_factory.mktemp("legacy")
+    made = {"nanda": nanda_file(folder / "full_run_data.pth"), "demo": tl_demo_file(folder / "grokking_demo.pth")}
+    made["demo_idx"] = tl_demo_file(folder / "demo_idx.pth", epochs=100, index_keys=("train_idx", "test_idx"))
+    made["demo_bare"] = tl_demo_file(folder / "demo_noidx.pth", epochs=100, index_keys=None)
+    made["folder"] = folder
+    return made
+
+
+def _import(capsys, *argv) -> tuple[int, str, str]:
+    code = cli.main(["import", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _bridge_logits(run, step) -> torch.Tensor:
+    bridge = workbench.load_bridge(run, step)
+    with torch.no_grad():
+        return bridge(grid_tokens(run.config.p))[:, -1]
+
+
+def test_nanda_full_run_data_imports_with_their_split_metrics_and_logits(files, runs_root, capsys):
+    src = files["folder"] / "full_run_data.pth"
+    code, out, err = _import(capsys, src, "nanda-src")
+    assert code == 0, err
+    run = workbench.open_run("nanda-src", runs_root)
+    contents = files["nanda"]["contents"]
+    cfg = run.config
+    assert (cfg.operation, cfg.p, cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp) == ("add", 23, 32, 4, 8, 128)
+    assert (cfg.init, cfg.split_rule, cfg.attn_bias, cfg.lr) == ("nanda2023", "nanda2023", False, 1e-2)
+    # the split: random.seed(0); random.shuffle of the pairs, first int(0.3 p^2) train
+    data = [(i, j, 23) for i in range(23) for j in range(23)]
+    random.seed(0)
+    random.shuffle(data)
+    assert run.split.train.tolist() == sorted(i * 23 + j for i, j, _ in data[: int(0.3 * 529)])
+    # steps as written, losses where logged (test every 10 epochs), accuracy at checkpoints
+    assert run.steps == contents["epochs"] + [300] or run.steps == contents["epochs"]
+    metrics = run.metrics.set_index("step")
+    assert metrics.loc[37, "train_loss"] == contents["train_losses"][37]
+    assert metrics.loc[40, "test_loss"] == contents["test_losses"][4]
+    assert metrics.loc[250, "train_acc"] > 0.9 and metrics.loc[250, "test_acc"] < 0.5
+    # parity with Nanda's own forward pass on every input (float32 both sides, as trained)
+    model = files["nanda"]["model"]
+    for i, step in enumerate(contents["epochs"]):
+        model.load_state_dict(contents["state_dicts"][i])
+        with torch.no_grad():
+            theirs = model(pairs(23))[:, -1, :23]
+        torch.testing.assert_close(_bridge_logits(run, step), theirs, atol=1e-4, rtol=0)
+    info = run.provenance["imported_from"]
+    assert info["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest() and info["format"] == "nanda2023"
+    assert info["parity"]["max_abs_logit_diff"] <= 1e-5 and info["parity"]["inputs"] == 529
+    assert "parity" in out and "nanda-src" in out
+    # every probe reads it unchanged
+    results = workbench.probe(run, progress=False)
+    assert set(results.tables) >= {"fourier", "progress", "weights", "attention"}
+    assert sorted(results.tables["progress"].step.unique()) == run.steps
+
+
+def test_tl_demo_file_imports_with_its_indices_steps_and_pickled_config(files, runs_root, capsys):
+    code, _, err = _import(capsys, files["folder"] / "grokking_demo.pth", "demo-src", "lr=1e-2")
+    assert code == 0, err
+    run = workbench.open_run("demo-src", runs_root)
+    contents = files["demo"]["contents"]
+    assert run.split.train.tolist() == sorted(contents["train_indices"].tolist())
+    assert (run.config.p, run.config.model_seed, run.config.init, run.config.freeze_biases, run.config.lr) == (
+        23, 999, "tl2", True, 1e-2)
+    # checkpoint e holds the weights after e + 1 updates; test_losses[e] too; train_losses[e] before
+    assert run.steps == [e + 1 for e in contents["checkpoint_epochs"]]
+    metrics = run.metrics.set_index("step")
+    assert metrics.loc[0, "train_loss"] == contents["train_losses"][0]
+    assert metrics.loc[100, "test_loss"] == contents["test_losses"][99]
+    assert metrics.loc[100, "train_loss"] == contents["train_losses"][100]
+    model = files["demo"]["model"]
+    for step, state in zip(run.steps, contents["checkpoints"], strict=True):
+        model.load_state_dict(state)
+        with torch.no_grad():
+            theirs = model(pairs(23))[:, -1]
+        torch.testing.assert_close(_bridge_logits(run, step), theirs, atol=1e-4, rtol=0)
+    read = run.provenance["imported_from"]["config_read"]
+    assert read["dtype"] == "torch.float32" and read["d_vocab_out"] == 23  # the TL 2.x object, read as data
+
+
+@pytest.mark.parametrize("name", ["demo_idx", "demo_bare"])
+def test_demo_variants_without_the_index_keys_get_the_same_split(files, runs_root, capsys, name):
+    src = files["folder"] / ("demo_idx.pth" if name == "demo_idx" else "demo_noidx.pth")
+    code, out, err = _import(capsys, src, name, "lr=1e-2")
+    assert code == 0, err
+    assert workbench.open_run(name, runs_root).split.train.tolist() == sorted(files[name]["train_idx"].tolist())
+    assert ("torch.randperm" in out) == (name == "demo_bare")
+
+
+def test_a_wrong_split_seed_is_caught_by_the_logged_losses(files, runs_root, capsys):
+    code, _, err = _import(capsys, files["folder"] / "demo_noidx.pth", "wrong", "split_seed=1")
+    assert code == 2 and "does not reproduce the source's" in err and len(err.strip().splitlines()) == 1
+    assert not (runs_root / "wrong").exists()
+
+
+def test_bare_tl2_state_dicts_import_with_sizes_from_their_shapes(files, runs_root, capsys, tmp_path):
+    contents = files["demo"]["contents"]
+    torch.save(contents["model"], tmp_path / "model.pt")
+    code, _, err = _import(capsys, tmp_path / "model.pt", "bare", "epochs=300", "freeze_biases=true")
+    assert code == 0, err
+    run = workbench.open_run("bare", runs_root)
+    assert (run.steps, run.config.p, run.config.d_head) == ([300], 23, 8)
+    torch.testing.assert_close(_bridge_logits(run, 300), files["demo"]["model"](pairs(23))[:, -1].detach(), atol=1e-4, rtol=0)
+    torch.save(contents["checkpoints"], tmp_path / "list.pt")
+    code, _, err = _import(capsys, tmp_path / "list.pt", "bare-list", "ckpt_every=50")
+    assert code == 0, err
+    assert workbench.open_run("bare-list", runs_root).steps == [0, 50, 100, 150, 200, 250]
+
+
+class _Shell:
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_file_that_would_run_a_command_is_refused_by_name(files, runs_root, capsys, tmp_path):
+    evil = _Shell()
+    evil.marker = tmp_path / "pwned"
+    torch.save({"model": files["demo"]["contents"]["model"], "config": evil}, tmp_path / "evil.pth")
+    code, _, err = _import(capsys, tmp_path / "evil.pth", "evil")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "evil.pth" in err and "system" in err and "allowlist" in err
+    assert not evil.marker.exists() and not (runs_root / "evil").exists()
+
+
+def test_truncated_foreign_and_misfitting_files_are_refused_with_nothing_written(files, runs_root, capsys, tmp_path):
+    whole = (files["folder"] / "full_run_data.pth").read_bytes()
+    (tmp_path / "cut.pth").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "notes.txt").write_text("not a checkpoint\n")
+    contents = dict(files["nanda"]["contents"])
+    contents["state_dicts"] = [dict(sd) for sd in contents["state_dicts"]]
+    contents["state_dicts"][2]["blocks.0.mlp.W_in"] = torch.zeros(7, 32)
+    torch.save(contents, tmp_path / "misfit.pth")
+    cases = {"cut.pth": "not a complete torch file", "notes.txt": "not a complete torch file",
+             "misfit.pth": "blocks.0.mlp.W_in", "missing.pth": "no such file"}
+    for name, message in cases.items():
+        code, _, err = _import(capsys, tmp_path / name, "bad")
+        assert code == 2 and message in err and name in err and len(err.strip().splitlines()) == 1, err
+    assert not runs_root.exists() or not any(runs_root.iterdir())
+
+
+def test_an_existing_run_is_never_overwritten(files, runs_root, capsys, smoke_run):
+    workbench.train("taken", "smoke", {"epochs": 5}, device="cpu", progress=False, root=runs_root)
+    before = sorted(p.name for p in (runs_root / "taken" / "steps").iterdir())
+    code, _, err = _import(capsys, files["folder"] / "full_run_data.pth", "taken")
+    assert code == 2 and "already exists" in err
+    assert sorted(p.name for p in (runs_root / "taken" / "steps").iterdir()) == before
