@@ -132,6 +132,11 @@ class TL2Transformer(nn.Module):
         self.unembed.W_U = nn.Parameter(torch.randn(d, cfg.d_vocab_out) * std)
         self.unembed.b_U = nn.Parameter(torch.zeros(cfg.d_vocab_out))
         self.d_head = e
+        # HookedTransformer.init_weights (init_mode "gpt2"): reseed, then every W_ in named_parameters order
+        torch.manual_seed(cfg.seed)
+        for name, param in self.named_parameters():
+            if "W_" in name:
+                nn.init.normal_(param, std=cfg.initializer_range)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens: [batch, 3] -> logits [batch, 3, p]."""

@@ -97,3 +97,29 @@ def test_training_gradients_are_deterministic_at_fast_preset_size():
         grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
     for g in grads[1:]:
         assert all(torch.equal(g[n], grads[0][n]) for n in g)
+
+
+def test_source_initialisations_are_the_sources_own_draws():
+    """init=nanda2023 / tl2 give, bit for bit, the weights the sources' own constructors draw
+    (tests/legacy_sources.py re-implements them) after seeding torch with model_seed."""
+    from tests.legacy_sources import HookedTransformerConfig, NandaTransformer, TL2Transformer
+    from workbench.model import convert_nanda2023_state_dict, convert_tl2_state_dict
+
+    cfg = load_config("smoke", {"init": "nanda2023", "model_seed": 5})
+    torch.manual_seed(5)
+    theirs = NandaTransformer(cfg.p, cfg.d_model, cfg.n_heads, cfg.d_mlp).state_dict()
+    ours = initial_weights(cfg)
+    assert all(torch.equal(ours[k], v) for k, v in convert_nanda2023_state_dict(cfg, theirs).items())
+    assert float(ours["unembed.weight"].std()) == pytest.approx(1 / (cfg.p + 1) ** 0.5, rel=0.1)
+
+    cfg = load_config("smoke", {"init": "tl2", "model_seed": 7})
+    tl2 = HookedTransformerConfig(n_layers=1, d_model=cfg.d_model, n_ctx=3, d_head=cfg.d_head, n_heads=cfg.n_heads,
+                                  d_mlp=cfg.d_mlp, act_fn="relu", d_vocab=cfg.p + 1, d_vocab_out=cfg.p,
+                                  normalization_type=None, seed=7, initializer_range=0.8 / cfg.d_model ** 0.5)
+    theirs = TL2Transformer(tl2).state_dict()
+    ours = initial_weights(cfg)
+    assert all(torch.equal(ours[k], v) for k, v in convert_tl2_state_dict(cfg, theirs).items())
+    # TL 4.x's boot_native draws W_O and W_out at 1/sqrt(2) of TL 2.x's scale
+    tl4 = initial_weights(load_config("smoke", {"model_seed": 7}))
+    ratio = float(tl4["blocks.0.attn.o.weight"].std() / ours["blocks.0.attn.o.weight"].std())
+    assert ratio == pytest.approx(2 ** -0.5, rel=0.1)

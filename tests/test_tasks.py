@@ -74,3 +74,18 @@ def test_bad_tasks_are_refused_with_the_valid_choices():
     with pytest.raises(UsageError, match="prime"):
         make_dataset("div", 12)
     assert is_prime(113) and not is_prime(111)
+
+
+def test_nanda2023_split_rule_is_their_shuffle_of_the_pairs():
+    """Nanda et al.'s code: random.seed(seed); random.shuffle(pairs); the first int(frac n) train."""
+    import random
+
+    pairs = [(i, j, 113) for i in range(113) for j in range(113)]
+    random.seed(0)
+    random.shuffle(pairs)
+    split = make_split(113 * 113, 0.3, seed=0, rule="nanda2023")
+    assert len(split.train) == 3830 and len(split.test) == 8939
+    assert split.train.tolist() == sorted(i * 113 + j for i, j, _ in pairs[:3830])
+    assert not torch.equal(split.train, make_split(113 * 113, 0.3, seed=0).train)  # not the randperm split
+    with pytest.raises(UsageError, match="unknown split rule 'x'; valid: randperm, nanda2023"):
+        make_split(100, 0.3, 0, rule="x")
