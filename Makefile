@@ -32,6 +32,8 @@ help:  ## list targets
 	@echo "make import SRC=file RUN=name [SET='p=113 ...'] [PRESET=...]"
 	@echo "                                    turn a legacy run (Nanda et al.'s full_run_data.pth, the TL Grokking demo's"
 	@echo "                                    saved file, TL 2.x state dicts) into checkpoints/<name>/"
+	@echo "make notebook [PORT=8888] [IP=0.0.0.0]"
+	@echo "                                    JupyterLab on notebooks/ with the project's kernel (prints the URL)"
 	@echo "make demo                           setup, train the fast preset as 'demo', probe, report"
 	@echo "make runs                           list runs;  make presets: show presets"
 	@echo "make test                           the test suite (what CI runs)"
@@ -46,7 +48,8 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,notebook]'
+	$(PY) -m ipykernel install --sys-prefix --name workbench --display-name "Python (workbench)" >/dev/null
 	@touch $@
 
 train: setup
@@ -64,6 +67,10 @@ probe: setup
 report: setup
 	@if [ -z "$(RUN)" ]; then echo "usage: make report RUN=<name> [SET='neuron_threshold=0.85 ...'] [ENGINE=factored|bridge]"; exit 2; fi
 	$(PY) -m workbench report $(RUN) $(if $(ENGINE),--engine $(ENGINE)) $(SET)
+
+PORT ?= 8888
+notebook: setup  ## JupyterLab on notebooks/ with the project's kernel; open the URL it prints
+	$(VENV)/bin/jupyter lab --no-browser --ServerApp.root_dir=notebooks --port=$(PORT) $(if $(IP),--ip=$(IP)) $(if $(filter 0,$(shell id -u)),--allow-root)
 
 SRC ?=
 import: setup

@@ -65,6 +65,12 @@ class Phases:
     def note(self) -> str | None:
         return NO_CIRCUIT if self.key_freqs is not None and not self.key_freqs else None
 
+    def phase_at(self, step: int) -> str:
+        """The phase ``step`` falls in: the latest phase begun at or before it (phases in order
+        memorization, circuit_formation, cleanup, grokked), or ``"initialisation"`` before them."""
+        begun = [(s, name) for name, s in self.steps.items() if s is not None and s <= step]
+        return max(begun)[1] if begun else "initialisation"
+
     def to_dict(self) -> dict:
         out = {"steps": dict(self.steps), "criteria": dict(self.criteria)}
         if self.key_freqs is not None:

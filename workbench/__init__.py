@@ -14,11 +14,16 @@ source tree unless a ``root=`` is given:
     >>> results = workbench.probe(run, probes=["llc"], steps="0:1500")   # opt-in: λ̂, seconds per checkpoint
     >>> results.tables["progress"], results.key_frequencies, results.phases.steps
     >>> inp = workbench.evaluate_on_grid(run, run.steps[-1])   # what the probes read
+    >>> workbench.explore(run)                     # notebook: a slider over the checkpoints
+    >>> workbench.attention_view(run, 1460)        # circuitsvis, rendered offline
+    >>> run = workbench.import_run("full_run_data.pth", "nanda-original")   # a legacy run
 """
 
 from workbench.config import RunConfig, load_config, preset_names
 from workbench.errors import UsageError
 from workbench.evaluate import evaluate_on_grid
+from workbench.explorer import attention_view, explore, step_view
+from workbench.importer import import_run
 from workbench.model import load_bridge
 from workbench.probe_options import ProbeOptions
 from workbench.runner import ProbeResults, probe
@@ -26,6 +31,6 @@ from workbench.store import Run, open_run
 from workbench.train import train
 
 __all__ = [
-    "ProbeOptions", "ProbeResults", "Run", "RunConfig", "UsageError", "evaluate_on_grid", "load_bridge", "load_config",
-    "open_run", "preset_names", "probe", "train",
+    "ProbeOptions", "ProbeResults", "Run", "RunConfig", "UsageError", "attention_view", "evaluate_on_grid", "explore",
+    "import_run", "load_bridge", "load_config", "open_run", "preset_names", "probe", "step_view", "train",
 ]

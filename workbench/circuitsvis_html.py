@@ -6,8 +6,10 @@ with a dozen attention views would weigh 15 MB. Here the bundle is taken once fr
 ``local_src`` and each element is a small ``CircuitsVis.render`` call into a div with a
 deterministic id: the page works with no network and is the same bytes for the same data.
 
+Notebooks get `OfflineView` objects, which render from the same local bundle (never the CDN).
+
 Example:
-    >>> html = attention_patterns(["a=3", "b=5", "="], pattern)   # notebook object [heads, 3, 3]
+    >>> view = attention_patterns(["a=3", "b=5", "="], pattern)   # notebook object [heads, 3, 3]
     >>> page_part = bundle_script() + attention_patterns_element("cv-0", tokens, pattern)
 """
 
@@ -23,11 +25,29 @@ _MODULE_OPEN = '<script crossorigin type="module">'
 _RENDER_CALL = "CircuitsVis.render("
 
 
-def attention_patterns(tokens: list[str], pattern: torch.Tensor):
-    """circuitsvis's own object for notebooks: pattern [heads, n, n] -> RenderedHTML."""
+class OfflineView:
+    """A circuitsvis view for notebooks that always renders from the bundle inside it.
+
+    circuitsvis's own object picks the CDN whenever the *kernel* can reach google.com (and waits a
+    second to find out), so a notebook saved on one machine shows blank views on an air-gapped one,
+    and exported HTML needs the network. This one's ``_repr_html_`` is circuitsvis's ``local_src``:
+    self-contained (~1.3 MB per view), no network, same bytes for the same data."""
+
+    def __init__(self, local_src: str):
+        self.local_src = local_src
+
+    def _repr_html_(self) -> str:
+        return self.local_src
+
+    def __html__(self) -> str:
+        return self.local_src
+
+
+def attention_patterns(tokens: list[str], pattern: torch.Tensor) -> OfflineView:
+    """circuitsvis's AttentionPatterns for a notebook: pattern [heads, n, n] -> `OfflineView`."""
     from circuitsvis.attention import attention_patterns as cv_attention_patterns
 
-    return cv_attention_patterns(tokens=tokens, attention=pattern)
+    return OfflineView(cv_attention_patterns(tokens=tokens, attention=pattern).local_src)
 
 
 @functools.lru_cache(maxsize=1)

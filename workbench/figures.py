@@ -382,3 +382,26 @@ def llc_trace(estimate) -> go.Figure:
     fig.update_yaxes(title="minibatch loss")
     verdict = "healthy" if estimate.healthy else "NOT healthy: " + "; ".join(estimate.problems)
     return _style(fig, f"SGLD loss trace (λ̂ = {estimate.mean:.3g} ± {estimate.std:.2g}; {verdict})")
+
+
+OFFLINE_RENDERER = "workbench_offline"
+
+
+def offline_notebook() -> None:
+    """Make plotly figures shown in this notebook draw with no network, now and once saved.
+
+    Plotly's own notebook renderer embeds plotly.js but adds a MathJax ``<script src>`` from a
+    CDN to every figure. This sets the default renderer to ``plotly_mimetype`` (what JupyterLab
+    draws) plus an HTML form, for saved notebooks and their HTML exports, that embeds plotly.js
+    once per notebook and loads nothing (no MathJax: no figure here uses LaTeX)."""
+    import plotly.io as pio
+    from plotly.io.base_renderers import NotebookRenderer
+
+    class OfflineNotebookRenderer(NotebookRenderer):
+        def to_mimebundle(self, fig_dict):
+            html = pio.to_html(fig_dict, config=self.config, include_plotlyjs=False, include_mathjax=False,
+                               full_html=False, default_width="100%", default_height=525, validate=False)
+            return {"text/html": html}
+
+    pio.renderers[OFFLINE_RENDERER] = OfflineNotebookRenderer(connected=False)
+    pio.renderers.default = f"plotly_mimetype+{OFFLINE_RENDERER}"
