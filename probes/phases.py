@@ -68,8 +68,10 @@ class Phases:
     def phase_at(self, step: int) -> str:
         """The phase ``step`` falls in: the latest phase begun at or before it (phases in order
         memorization, circuit_formation, cleanup, grokked), or ``"initialisation"`` before them."""
-        begun = [(s, name) for name, s in self.steps.items() if s is not None and s <= step]
-        return max(begun)[1] if begun else "initialisation"
+        order = list(CRITERIA)
+        begun = [(s, order.index(name) if name in order else -1, name) for name, s in self.steps.items()
+                 if s is not None and s <= step]
+        return max(begun)[2] if begun else "initialisation"
 
     def to_dict(self) -> dict:
         out = {"steps": dict(self.steps), "criteria": dict(self.criteria)}

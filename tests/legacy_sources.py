@@ -5,9 +5,10 @@ The models are written from the sources (Nanda et al. 2023's ``transformers.py``
 2.x ``HookedTransformer``), as nn.Modules with the sources' parameter names, independently of
 `workbench.legacy`: a test's parity check compares the imported run with *these* forward passes.
 
-* `nanda_file`: ``full_run_data.pth``-style dict: ``train_losses``, ``test_losses`` (every 10
-  epochs), ``epochs``, ``state_dicts`` (every ``save_every``), ``model``, ``config`` (a plain
-  dict); the split ``random.seed(seed)``, ``random.shuffle(pairs)``.
+* `nanda_file`: ``full_run_data.pth``-style dict: ``train_losses`` (before each update),
+  ``test_losses`` (every 10 epochs), ``epochs``, ``state_dicts`` (every ``save_every``, after
+  that epoch's update, as their ``train_model`` saves), ``model``, ``config`` (a plain dict);
+  the split ``random.seed(seed)``, ``random.shuffle(pairs)``.
 * `tl_demo_file`: the TransformerLens Grokking demo's dict: ``model``, ``config`` (a pickled
   ``transformer_lens.HookedTransformerConfig.HookedTransformerConfig`` object, with torch dtype
   and device fields), ``checkpoints``, ``checkpoint_epochs`` (99, 199, ...), the losses and the
@@ -175,9 +176,6 @@ def nanda_file(path: Path, p: int = 23, d_model: int = 32, epochs: int = 300, sa
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(step / 10, 1))
     train_losses, test_losses, saved, state_dicts = [], [], [], []
     for epoch in range(epochs):
-        if epoch % save_every == 0:  # state_dicts[i] is epochs[i]'s weights, before its update
-            saved.append(epoch)
-            state_dicts.append(copy.deepcopy(model.state_dict()))
         train_loss = _ce64(model(train)[:, -1], y_train)
         train_losses.append(train_loss.item())
         if epoch % 10 == 0:
@@ -187,6 +185,9 @@ def nanda_file(path: Path, p: int = 23, d_model: int = 32, epochs: int = 300, sa
         opt.step()
         sched.step()
         opt.zero_grad()
+        if epoch % save_every == 0:  # as their train_model: saved after the epoch's update
+            saved.append(epoch)
+            state_dicts.append(copy.deepcopy(model.state_dict()))
     config = {"lr": lr, "p": p, "d_model": d_model, "fn_name": "add", "frac_train": 0.3, "num_epochs": epochs,
               "save_models": True, "save_every": save_every, "stopping_thresh": -1, "seed": seed, "weight_decay": 1}
     contents = {"train_losses": train_losses, "test_losses": test_losses, "epochs": saved,

@@ -54,15 +54,18 @@ def test_nanda_full_run_data_imports_with_their_split_metrics_and_logits(files, 
     random.seed(0)
     random.shuffle(data)
     assert run.split.train.tolist() == sorted(i * 23 + j for i, j, _ in data[: int(0.3 * 529)])
-    # steps as written, losses where logged (test every 10 epochs), accuracy at checkpoints
-    assert run.steps == contents["epochs"] + [300] or run.steps == contents["epochs"]
+    # checkpoints saved after their epoch's update: found from the logged losses; the final model last
+    assert run.steps == [e + 1 for e in contents["epochs"]] + [300]
+    assert any("after epoch" in note for note in run.provenance["imported_from"]["notes"])
     metrics = run.metrics.set_index("step")
     assert metrics.loc[37, "train_loss"] == contents["train_losses"][37]
     assert metrics.loc[40, "test_loss"] == contents["test_losses"][4]
-    assert metrics.loc[250, "train_acc"] > 0.9 and metrics.loc[250, "test_acc"] < 0.5
+    assert metrics.loc[251, "train_acc"] > 0.9 and metrics.loc[251, "test_acc"] < 0.5
+    assert metrics.loc[300, "train_loss"] == pytest.approx(contents["train_losses"][299], rel=0.05)  # computed here
     # parity with Nanda's own forward pass on every input (float32 both sides, as trained)
     model = files["nanda"]["model"]
-    for i, step in enumerate(contents["epochs"]):
+    for i, epoch in enumerate(contents["epochs"]):
+        step = epoch + 1
         model.load_state_dict(contents["state_dicts"][i])
         with torch.no_grad():
             theirs = model(pairs(23))[:, -1, :23]

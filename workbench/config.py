@@ -51,7 +51,7 @@ class RunConfig:
     d_mlp: int = 512
     act_fn: str = "relu"
     model_seed: int = 0
-    init: str = "tl4"  # the initialisation rule (`model.INIT_RULES`): tl4, nanda2023, tl2
+    init: str = "tl4"  # the initialisation rule (`INIT_RULES`; formulas: `model.initial_weights`)
     # optimisation: full-batch AdamW
     epochs: int = 40_000
     lr: float = 1e-3

@@ -108,12 +108,15 @@ def _style(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
 
 
 def loss_curves(metrics, phases: dict | None = None) -> go.Figure:
-    """Train and test loss (log y) and accuracy against step, with phase bands."""
+    """Train and test loss (log y) and accuracy against step, with phase bands. Each series is
+    drawn through the steps where it was measured (an imported run logs accuracy only at its
+    checkpoints, and some sources log test loss less often than train loss)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("cross-entropy loss", "accuracy"))
     m = metrics
     for split, colour in (("train", "#636efa"), ("test", "#ef553b")):
-        fig.add_trace(go.Scatter(x=m.step, y=m[f"{split}_loss"], name=f"{split} loss", line_color=colour), 1, 1)
-        fig.add_trace(go.Scatter(x=m.step, y=m[f"{split}_acc"], name=f"{split} accuracy", line_color=colour,
+        loss, acc = m[["step", f"{split}_loss"]].dropna(), m[["step", f"{split}_acc"]].dropna()
+        fig.add_trace(go.Scatter(x=loss.step, y=loss[f"{split}_loss"], name=f"{split} loss", line_color=colour), 1, 1)
+        fig.add_trace(go.Scatter(x=acc.step, y=acc[f"{split}_acc"], name=f"{split} accuracy", line_color=colour,
                                  line_dash="dot"), 1, 2)
     fig.update_yaxes(type="log", row=1, col=1)
     fig.update_xaxes(title="step")

@@ -42,10 +42,10 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import pickle
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,9 +84,12 @@ class LegacyObject:
 
     source_class = "?"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # a REDUCE call: keep the arguments as data
+        self.__dict__["state"] = {"args": list(args), **kwargs}
+
     def __setstate__(self, state: Any) -> None:
-        if isinstance(state, tuple) and len(state) == 2:  # (dict state, slot state)
-            state = {**(state[0] or {}), **(state[1] or {})}
+        if isinstance(state, tuple) and len(state) == 2 and all(isinstance(x, Mapping | None) for x in state):
+            state = {**(state[0] or {}), **(state[1] or {})}  # (dict state, slot state)
         self.__dict__["state"] = dict(state) if isinstance(state, Mapping) else {"value": state}
 
     def as_dict(self) -> dict[str, Any]:
@@ -109,8 +112,8 @@ def safe_load(path: Path) -> Any:
         raise ImportRefused(f"cannot import {path}: no such file")
     try:
         unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-    except (RuntimeError, ValueError, OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile):
-        unsafe = []  # not a zip checkpoint (legacy format): the weights-only unpickler checks it below
+    except Exception:  # noqa: BLE001 - not a zip checkpoint (legacy format): the weights-only unpickler checks it
+        unsafe = []
     refused = [name for name in unsafe if name not in _STAND_INS]
     if refused:
         raise ImportRefused(f"cannot import {path}: it holds type(s) outside the allowlist: {', '.join(sorted(refused))} "
@@ -120,7 +123,7 @@ def safe_load(path: Path) -> Any:
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise ImportRefused(f"cannot import {path}: {_unpickling_reason(exc)} (nothing was run or written)") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to read is a refusal, said in one line
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ImportRefused(f"cannot import {path}: not a complete torch file (truncated or another format: {first})") from None
 
@@ -163,7 +166,7 @@ class Source:
 def _plain(obj: Any) -> Any:
     """A config (dict, stand-in or namespace) as a dict of JSON-friendly values."""
     if isinstance(obj, LegacyObject):
-        obj = obj.as_dict()
+        obj = {"__class__": obj.source_class, **obj.as_dict()}
     if not isinstance(obj, Mapping):
         raise ValueError(f"config is a {type(obj).__name__}, not a mapping or a known config class")
     out = {}
@@ -214,10 +217,12 @@ NANDA_OPERATIONS = {"add": "add", "subtract": "sub", "x2xyy2": "x2+xy+y2"}
 def read_nanda2023(data: Mapping, overrides: Mapping[str, Any]) -> Source:
     """``full_run_data.pth``. Its ``config`` is a plain dict (lr, p, d_model, fn_name, frac_train,
     seed, weight_decay, ...); the shapes of the weights give heads, d_head, d_mlp and layers.
-    ``state_dicts[i]`` is imported at step ``epochs[i]`` as written (the file does not say whether
-    epoch e's weights are before or after that epoch's update), ``train_losses[e]`` at step e, and
-    ``test_losses[k]`` at step ``k * len(train_losses) // len(test_losses)`` (the file logs test
-    loss less often)."""
+    ``train_losses[e]`` is imported at step e (their loop logs before the update of epoch e);
+    ``test_losses[k]`` at step ``k * stride``, ``stride = ceil(len(train_losses) / len(test_losses))``
+    (the file logs test loss less often). Whether ``state_dicts[i]``, labelled ``epochs[i]``, holds
+    the weights before or after that epoch's update (their public training code saves after it:
+    step ``epochs[i] + 1``) is decided from the file itself (`_nanda_offset`). ``model``, the final
+    weights, is imported at step ``len(train_losses)``."""
     for key in ("state_dicts", "epochs", "train_losses", "test_losses", "config"):
         if key not in data:
             raise ValueError(f"no {key!r} (a full_run_data.pth has state_dicts, epochs, train_losses, test_losses, config)")
@@ -236,13 +241,43 @@ def read_nanda2023(data: Mapping, overrides: Mapping[str, Any]) -> Source:
               "weight_decay": raw.get("weight_decay"), "act_fn": str(raw.get("act_type", "ReLU")).lower()}
     read = {**{k: v for k, v in fields.items() if v is not None}, **legacy.model_sizes("nanda2023", states[-1])}
     train, test = _floats(data["train_losses"], "train_losses"), _floats(data["test_losses"], "test_losses")
-    assumed = {"split_rule": "nanda2023", "init": "nanda2023", "attn_bias": False, "epochs": max(epochs),
+    final = len(train) if train else max(epochs)
+    assumed = {"split_rule": "nanda2023", "init": "nanda2023", "attn_bias": False, "epochs": final,
                "beta1": 0.9, "beta2": 0.98, "warmup_steps": 10, "eval_every": 1, "ckpt_every": _spacing(epochs)}
     cfg = _config(read, assumed, overrides)
-    stride = max(len(train) // len(test), 1) if test else 1
-    return Source("nanda2023", cfg, dict(zip(epochs, states, strict=True)), train_losses=dict(enumerate(train)),
-                  test_losses={k * stride: v for k, v in enumerate(test)}, read=raw, assumed=assumed,
-                  notes=[f"test losses logged every {stride} epochs"] if stride > 1 else [])
+    stride = math.ceil(len(train) / len(test)) if test and train else 1
+    if test and train and math.ceil(len(train) / stride) != len(test):
+        raise ValueError(f"cannot place {len(test)} test losses among {len(train)} epochs at a regular interval")
+    offset, note = _nanda_offset(cfg, epochs, states, train)
+    checkpoints = {e + offset: sd for e, sd in zip(epochs, states, strict=True)}
+    if isinstance(data.get("model"), Mapping) and final not in checkpoints:
+        checkpoints[final] = _state_dict(data["model"], "model")
+    notes = [note] + ([f"test losses logged every {stride} epochs"] if stride > 1 else [])
+    return Source("nanda2023", cfg, checkpoints, train_losses=dict(enumerate(train)),
+                  test_losses={k * stride: v for k, v in enumerate(test)}, read=raw, assumed=assumed, notes=notes)
+
+
+def _nanda_offset(cfg: RunConfig, epochs: list[int], states: list, train: list[float]) -> tuple[int, str]:
+    """0 if the state dict labelled epoch e holds the weights before that epoch's update (step e),
+    1 if after it (step e + 1): its train loss, recomputed on their split with their forward pass
+    (p + 1 logits), is matched against the logged ``train_losses[e]`` and ``[e + 1]``, at the
+    checkpoint where the two differ most. Falls back to 0 (as labelled) when no checkpoint can tell."""
+    usable = [i for i, e in enumerate(epochs) if e + 1 < len(train) and train[e] > 0 and train[e + 1] > 0]
+    if not usable:
+        return 0, "checkpoints imported at their labelled epochs (no logged losses to place them by)"
+    i = max(usable, key=lambda j: abs(math.log(train[epochs[j]]) - math.log(train[epochs[j] + 1])))
+    e = epochs[i]
+    dataset = make_dataset(cfg.operation, cfg.p, cfg.table_seed)
+    split = make_split(dataset.n_examples, cfg.frac_train, cfg.split_seed, cfg.split_rule)
+    logits = legacy.nanda2023_logits(cfg, states[i], dataset.tokens[split.train])
+    recomputed = math.log(_loss(logits, dataset.labels[split.train]))
+    gap = abs(math.log(train[e]) - math.log(train[e + 1]))
+    before, after = abs(recomputed - math.log(train[e])), abs(recomputed - math.log(train[e + 1]))
+    if min(before, after) > 0.25 * gap:
+        return 0, f"checkpoints imported at their labelled epochs (epoch {e}'s loss could not tell before from after)"
+    if after < before:
+        return 1, "state_dicts[i] holds the weights after epoch epochs[i]'s update: imported at step epochs[i] + 1"
+    return 0, "state_dicts[i] holds the weights before epoch epochs[i]'s update: imported at step epochs[i]"
 
 
 def read_tl_demo(data: Mapping, overrides: Mapping[str, Any]) -> Source:
@@ -271,6 +306,9 @@ def read_tl_demo(data: Mapping, overrides: Mapping[str, Any]) -> Source:
     for train_key, test_key in (("train_indices", "test_indices"), ("train_idx", "test_idx")):
         if train_key in data and test_key in data:
             split = _index_split(data[train_key], data[test_key], cfg.p)
+            frac = len(split.train) / (cfg.p * cfg.p)
+            assumed.pop("frac_train", None)
+            cfg = dataclasses.replace(cfg, frac_train=frac)
     source = Source("tl-demo", cfg, checkpoints, train_losses=dict(enumerate(train)),
                     test_losses={e + 1: v for e, v in enumerate(test)}, split=split, read=raw, assumed=assumed)
     if split is None:
@@ -293,10 +331,10 @@ def read_tl2(data: Any, overrides: Mapping[str, Any], preset: str | None) -> Sou
     spacing = int(base.get("ckpt_every") or 1) if len(states) > 1 else 0
     epochs = spacing * (len(states) - 1) if len(states) > 1 else int(base["epochs"])
     steps = [i * spacing for i in range(len(states))] if len(states) > 1 else [epochs]
-    cfg = from_dict({**base, "epochs": epochs, "ckpt_every": max(spacing, 0)})
-    read = {k: v for k, v in cfg.to_dict().items() if k in overrides or k in shapes}
-    return Source("tl2", cfg, dict(zip(steps, states, strict=True)), read=read,
-                  assumed={k: v for k, v in cfg.to_dict().items() if k not in read})
+    cfg = from_dict({**base, "epochs": epochs, "ckpt_every": spacing})
+    notes = [f"{len(states)} state dicts placed at steps 0, {spacing}, ... (ckpt_every={spacing})"] if spacing else []
+    return Source("tl2", cfg, dict(zip(steps, states, strict=True)), read=shapes,
+                  assumed={k: v for k, v in cfg.to_dict().items() if k not in shapes and k not in overrides}, notes=notes)
 
 
 def _tl2_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -354,6 +392,9 @@ def import_run(src: str | Path, run: str, overrides: Mapping[str, Any] | None = 
     data = safe_load(path)
     try:
         fmt = detect_format(data)
+        if preset is not None and fmt != "tl2":
+            raise ValueError(f"--preset applies to bare state dicts only; this is a {fmt} file, which carries its "
+                             "config (fix single fields with key=value)")
         overrides = dict(overrides or {})
         if fmt == "nanda2023":
             source = read_nanda2023(data, overrides)
@@ -362,19 +403,22 @@ def import_run(src: str | Path, run: str, overrides: Mapping[str, Any] | None = 
         else:
             source = read_tl2(data, overrides, preset)
         weights = {step: _to_bridge(source, sd) for step, sd in sorted(source.checkpoints.items())}
+        cfg = source.config
+        if max(weights) > cfg.epochs:
+            raise ValueError(f"a checkpoint at step {max(weights)} lies beyond epochs={cfg.epochs}")
+        dataset = make_dataset(cfg.operation, cfg.p, cfg.table_seed)
+        split = source.split or make_split(dataset.n_examples, cfg.frac_train, cfg.split_seed, cfg.split_rule)
     except UsageError as exc:
         raise ImportRefused(f"cannot import {path}: {exc}") from None
     except (ValueError, TypeError, KeyError) as exc:
         raise ImportRefused(f"cannot import {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    cfg = source.config
-    dataset = make_dataset(cfg.operation, cfg.p, cfg.table_seed)
-    split = source.split or make_split(dataset.n_examples, cfg.frac_train, cfg.split_seed, cfg.split_rule)
     parity = _check_parity(path, source, weights)
     split_check = _check_split(path, source, weights, dataset, split)
     prov = provenance(cfg)
     prov["imported_from"] = {
         "file": str(path.resolve()), "bytes": path.stat().st_size, "sha256": sha256(path), "format": source.format,
-        "config_read": source.read, "config_assumed": source.assumed, "notes": source.notes,
+        "config_read": source.read, "config_assumed": {k: v for k, v in source.assumed.items() if k not in overrides},
+        "config_overrides": dict(overrides), "notes": source.notes,
         "parity": parity, "split_check": split_check,
         "step_rule": "step s = the weights after s updates (see workbench.importer)",
     }
@@ -384,9 +428,8 @@ def import_run(src: str | Path, run: str, overrides: Mapping[str, Any] | None = 
             store.write_checkpoint(tmp, step, w)
         store.rewrite_metrics(tmp.path, _metrics_rows(source, weights, dataset, split))
 
-    final = max(weights)
-    state = store.ResumeState(step=cfg.epochs if final == cfg.epochs else final, weights=weights[final], adam={},
-                              rng=torch.get_rng_state())
+    final = max(weights)  # the readers keep every checkpoint within epochs
+    state = store.ResumeState(step=final, weights=weights[final], adam={}, rng=torch.get_rng_state())
     return store.create_run(target, cfg, prov, split, state, fill=fill)
 
 

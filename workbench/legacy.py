@@ -39,13 +39,11 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Int
 from torch import Tensor
 
 from workbench.config import RunConfig
-
-N_CTX = 3
+from workbench.model import N_CTX, activation
 
 
 def nanda2023_init(cfg: RunConfig) -> dict[str, torch.Tensor]:
@@ -144,7 +142,7 @@ def nanda2023_logits(cfg: RunConfig, source: dict[str, Tensor], tokens: Int[Tens
         z = _causal_attention(q, k, v, dh)  # [n, h, 3, e]
         z = z.permute(0, 2, 1, 3).reshape(x.shape[0], N_CTX, H * dh)  # heads concatenated, head-major
         x = x + z @ w[attn + "W_O"].T
-        hidden = F.relu(x @ w[mlp + "W_in"].T + w[mlp + "b_in"])
+        hidden = activation(cfg.act_fn)(x @ w[mlp + "W_in"].T + w[mlp + "b_in"])
         x = x + hidden @ w[mlp + "W_out"].T + w[mlp + "b_out"]
     return x[:, -1] @ w["unembed.W_U"]
 
@@ -154,7 +152,7 @@ def tl2_logits(cfg: RunConfig, source: dict[str, Tensor], tokens: Int[Tensor, "n
     in float64: logits at ``=``, [n, p]."""
     w = {k: v.detach().double() for k, v in source.items()}
     x = w["embed.W_E"][tokens] + w["pos_embed.W_pos"]  # [n, 3, d]
-    act = {"relu": F.relu, "gelu": F.gelu, "gelu_new": lambda t: F.gelu(t, approximate="tanh"), "silu": F.silu}[cfg.act_fn]
+    act = activation(cfg.act_fn)
     for layer in range(cfg.n_layers):
         attn, mlp = f"blocks.{layer}.attn.", f"blocks.{layer}.mlp."
         q, k, v = (torch.einsum("npd,hde->nhpe", x, w[attn + "W_" + c]) + w[attn + "b_" + c][:, None]

@@ -70,6 +70,11 @@ _ACTIVATIONS = {
 }
 
 
+def activation(name: str):
+    """The MLP nonlinearity ``act_fn`` names (the bridge's own function for each name)."""
+    return _ACTIVATIONS[name]
+
+
 def _tl():
     """Import TransformerLens lazily: it costs seconds, and the CLI's error paths need none of it."""
     from transformer_lens.config import TransformerBridgeConfig
