@@ -83,8 +83,8 @@ def test_exported_walkthrough_draws_in_headless_chromium_with_no_network(execute
     import nbformat
     from nbconvert import HTMLExporter
 
-    nb, folder = executed
-    page, _ = HTMLExporter().from_notebook_node(nbformat.from_dict(nb))
+    _, folder = executed
+    page, _ = HTMLExporter().from_notebook_node(nbformat.read(folder / "executed.ipynb", as_version=4))
     path = folder / "walkthrough.html"
     path.write_text(page)
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
