@@ -76,7 +76,7 @@ def explore(run: store.Run | str, results: ProbeResults | None = None, root=None
     def draw(step: int) -> None:
         view = step_view(run, step, results)
         caption.value = f"<b>{view.caption()}</b>"
-        out.clear_output(wait=True)
+        out.outputs = ()  # reset the state directly: a clear_output message stalls headless runners (nbclient)
         with out:
             for fig in (view.spectrum, view.neurons, view.attention):
                 display(fig)
