@@ -13,6 +13,7 @@ import pytest
 
 import workbench
 from tests.test_report import CHROMIUM, ROOT, MountCheck
+from workbench import figures
 
 NOTEBOOK = ROOT / "notebooks" / "walkthrough.ipynb"
 # a script or module loaded from the network: what must not be in a notebook's outputs
@@ -110,11 +111,21 @@ def test_explorer_shows_a_steps_phase_and_figures(smoke_run):
         assert len(fig.data) > 0
     p = smoke_run.config.p
     assert late.attention.data[0].z.shape == (p, p)
-    panel = workbench.explore(smoke_run, results)
-    slider = panel.children[0]
-    assert list(slider.options) == smoke_run.steps and slider.value == smoke_run.steps[-1]
-    slider.value = smoke_run.steps[1]
-    assert f"step {smoke_run.steps[1]}:" in panel.children[1].value
+    import plotly.io as pio
+
+    default = pio.renderers.default
+    try:
+        figures.offline_notebook()  # outside IPython: sets the renderers, embeds nothing
+        panel = workbench.explore(smoke_run, results)
+        slider, caption, out = panel.children
+        assert list(slider.options) == smoke_run.steps and slider.value == smoke_run.steps[-1]
+        slider.value = smoke_run.steps[1]
+    finally:
+        pio.renderers.default = default
+    assert f"step {smoke_run.steps[1]}:" in caption.value
+    # the step's three figures live in the Output widget's state, each with both offline forms
+    assert len(out.outputs) == 3
+    assert all({"application/vnd.plotly.v1+json", "text/html"} <= set(o["data"]) for o in out.outputs)
     with pytest.raises(ValueError, match="no checkpoint at step 7"):
         workbench.step_view(smoke_run, 7, results)
 

@@ -64,7 +64,6 @@ def explore(run: store.Run | str, results: ProbeResults | None = None, root=None
     """An ipywidgets panel: a slider over the run's checkpoint steps, the phase of the chosen step,
     and `step_view`'s three figures, redrawn when the slider moves."""
     import ipywidgets as widgets
-    from IPython.display import display
 
     run = run if isinstance(run, store.Run) else store.open_run(run, root)
     results = _results(run, results)
@@ -76,10 +75,12 @@ def explore(run: store.Run | str, results: ProbeResults | None = None, root=None
     def draw(step: int) -> None:
         view = step_view(run, step, results)
         caption.value = f"<b>{view.caption()}</b>"
-        out.outputs = ()  # reset the state directly: a clear_output message stalls headless runners (nbclient)
-        with out:
-            for fig in (view.spectrum, view.neurons, view.attention):
-                display(fig)
+        # The figures go into the widget's state as mime bundles from plotly's default renderers
+        # rather than captured with `with out: display(...)`: a capturing Output makes headless
+        # runners (nbclient) echo every captured output back to the kernel, which stalled them for
+        # their whole cell timeout.
+        out.outputs = tuple({"output_type": "display_data", "data": fig._repr_mimebundle_(), "metadata": {}}
+                            for fig in (view.spectrum, view.neurons, view.attention))
 
     slider.observe(lambda change: draw(change["new"]), names="value")
     draw(slider.value)
