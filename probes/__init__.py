@@ -12,7 +12,10 @@ table's columns against ``keys``.
 
 A probe with ``default=False`` (``llc``: seconds per checkpoint) runs only when named; one
 with ``parallel`` is measured in worker processes, one checkpoint each; one that
-``reads_model`` gets the trainer's module at the checkpoint in ``CheckpointOnGrid.model``.
+``reads_model`` gets the trainer's module at the checkpoint in ``CheckpointOnGrid.model``. A
+probe with ``in_group`` (the Fourier ones) reads the checkpoint in the coordinates where its
+operation is addition (`probes.coordinates.group_view`: discrete logs for × and ÷); the others
+read it as the model sees it, in tokens.
 
 Add a probe by writing its module, adding its spec to `REGISTRY` (bump ``version`` whenever its
 numbers change), and giving it an analytic test (CONTRIBUTING.md).
@@ -26,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from probes import attention, complexity, fourier, llc, progress, weights
+from probes import attention, complexity, coordinates, fourier, llc, progress, weights
 from probes.grid import CheckpointOnGrid
 from probes.settings import KEY_RULES, SETTING_NAMES, ProbeSettings
 from probes.table import INTEGER_KEYS
@@ -45,6 +48,7 @@ class ProbeSpec:
     default: bool = True  # measured when no probes are named; False: opt-in (costly), by name only
     reads_model: bool = False  # reads `CheckpointOnGrid.model` (a trainable copy of the checkpoint's module)
     parallel: bool = False  # costly per checkpoint: the runner measures checkpoints in worker processes
+    in_group: bool = True  # reads `coordinates.group_view(inp)` (log coordinates for x and /), else token coordinates
 
     def __post_init__(self) -> None:
         unknown = set(self.settings) - set(SETTING_NAMES)
@@ -59,17 +63,18 @@ class ProbeSpec:
 REGISTRY: dict[str, ProbeSpec] = {
     spec.name: spec
     for spec in (
-        ProbeSpec("fourier", fourier.probe, 3, ("measure", "frequency", "bin"),
+        ProbeSpec("fourier", fourier.probe, 4, ("measure", "frequency", "bin"),
                   "Fourier norms, key frequencies, Gini, logit fit",
                   settings=("neuron_threshold", "min_cluster_frac", "norm_rel_threshold", "norm_min_share")),
-        ProbeSpec("progress", progress.probe, 2, ("measure", "frequency"), "restricted and excluded loss"),
+        ProbeSpec("progress", progress.probe, 3, ("measure", "frequency"), "restricted and excluded loss"),
         ProbeSpec("weights", weights.probe, 2, ("param",), "sum of squared weights",
-                  reads_activations=False, reads_key_freqs=False),
-        ProbeSpec("attention", attention.probe, 1, ("measure", "head"), "attention from '=' per head"),
+                  reads_activations=False, reads_key_freqs=False, in_group=False),
+        ProbeSpec("attention", attention.probe, 2, ("measure", "head"), "attention from '=' per head"),
         ProbeSpec("complexity", complexity.probe, 1, ("measure",),
-                  "active neuron fraction, weight entropy, parameter count", reads_key_freqs=False),
+                  "active neuron fraction, weight entropy, parameter count", reads_key_freqs=False, in_group=False),
         ProbeSpec("llc", llc.probe, 3, ("measure",), "local learning coefficient (devinterp SGLD; opt-in, slow)",
                   reads_activations=False, reads_key_freqs=False, default=False, reads_model=True, parallel=True,
+                  in_group=False,
                   settings=tuple(name for name in SETTING_NAMES if name.startswith("llc_"))),
     )
 }
@@ -82,4 +87,6 @@ def get_probe(name: str) -> ProbeSpec:
     return REGISTRY[name]
 
 
-__all__ = ["INTEGER_KEYS", "KEY_RULES", "REGISTRY", "CheckpointOnGrid", "ProbeSettings", "ProbeSpec", "get_probe"]
+group_view = coordinates.group_view
+
+__all__ = ["INTEGER_KEYS", "group_view", "KEY_RULES", "REGISTRY", "CheckpointOnGrid", "ProbeSettings", "ProbeSpec", "get_probe"]

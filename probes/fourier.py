@@ -6,13 +6,18 @@ that a transformer trained on a + b mod p embeds each token as cos(w_k x), sin(w
 cos(w_k (a + b - c)). Everything here measures how much of a weight or activation lives on
 which frequency.
 
-Basis (orthonormal, p odd), rows in this order::
+Basis (orthonormal), rows in this order::
 
     index 0        constant       1 / sqrt(p)
-    index 2k - 1   cos k          sqrt(2/p) cos(2 pi k x / p)      k = 1 .. (p-1)/2
+    index 2k - 1   cos k          sqrt(2/p) cos(2 pi k x / p)      k = 1 .. (p-1)//2
     index 2k       sin k          sqrt(2/p) sin(2 pi k x / p)
+    index p - 1    cos p/2        (-1)^x / sqrt(p)                 even p only (the Nyquist term)
 
-Frequency k groups the pair (cos k, sin k); "frequency 0" is the constant.
+Frequency k groups the pair (cos k, sin k); "frequency 0" is the constant. For an even order
+(p - 1 in the discrete-log coordinates of x and / mod p, `probes.coordinates`) the Nyquist term
+is frequency K = p/2 on its own: sin(pi x) is zero, so it has a cosine and no sine. It is a real
+character of Z_p (for x mod p in log coordinates, the Legendre symbol), so every measure counts
+it like any other frequency and Parseval holds for every p. K = p // 2 frequencies in all.
 
 Measurements (all pure functions of tensors):
     frequency_norms(M)        ||F M||, grouped per frequency:  n_k = sqrt(|cos_k M|^2 + |sin_k M|^2)
@@ -50,21 +55,27 @@ NEURON_FRACTION_BINS = 20  # the histogram of each neuron's best fraction: 20 bi
 
 
 def n_frequencies(p: int) -> int:
-    """K = (p - 1) // 2, the number of non-constant frequencies."""
-    return (p - 1) // 2
+    """K = p // 2, the number of non-constant frequencies: (p - 1)/2 cos/sin pairs for odd p;
+    for even p, p/2 - 1 pairs and the Nyquist cosine (frequency p/2)."""
+    return p // 2
+
+
+def frequency_rows(p: int, k: int) -> slice:
+    """The rows of frequency k >= 1 among the non-constant basis rows (basis rows 1 .. p-1, and
+    the rows of `sum_direction_basis`): cos k and sin k, or the Nyquist cosine alone (k = p/2)."""
+    return slice(2 * (k - 1), min(2 * k, p - 1))
 
 
 @functools.lru_cache(maxsize=16)
 def fourier_basis(p: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """[p, p] orthonormal basis; row i is basis vector i (order in the module docstring).
 
-    For even p the last row is the Nyquist vector (-1)^x / sqrt(p), which keeps it square and
-    orthonormal; it belongs to no frequency k <= (p-1)/2 and is ignored by the grouping.
+    For even p the last row is the Nyquist vector (-1)^x / sqrt(p), frequency p/2.
     Cached: do not modify the returned tensor.
     """
     x = torch.arange(p, dtype=dtype)
     rows = [torch.full((p,), 1.0 / math.sqrt(p), dtype=dtype)]
-    for k in range(1, n_frequencies(p) + 1):
+    for k in range(1, (p - 1) // 2 + 1):
         rows.append(torch.cos(2 * math.pi * k * x / p) * math.sqrt(2.0 / p))
         rows.append(torch.sin(2 * math.pi * k * x / p) * math.sqrt(2.0 / p))
     if p % 2 == 0:
@@ -74,9 +85,9 @@ def fourier_basis(p: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
 
 def basis_names(p: int) -> list[str]:
     names = ["const"]
-    for k in range(1, n_frequencies(p) + 1):
+    for k in range(1, (p - 1) // 2 + 1):
         names += [f"cos {k}", f"sin {k}"]
-    return names + (["nyquist"] if p % 2 == 0 else [])
+    return names + ([f"cos {p // 2}"] if p % 2 == 0 else [])
 
 
 def fourier_1d(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
@@ -93,17 +104,19 @@ def fourier_2d(grid: torch.Tensor) -> torch.Tensor:
 
 
 def group_by_frequency(coeff_sq: torch.Tensor) -> torch.Tensor:
-    """[p, ...] squared coefficients -> [K + 1, ...]: constant, then cos^2 + sin^2 per k."""
-    K = n_frequencies(coeff_sq.shape[0])
-    pairs = coeff_sq[1 : 2 * K + 1].reshape(K, 2, *coeff_sq.shape[1:]).sum(1)
-    return torch.cat([coeff_sq[:1], pairs])
+    """[p, ...] squared coefficients -> [K + 1, ...]: constant, then cos^2 + sin^2 per k (the
+    Nyquist cos^2 alone as the last, for even p)."""
+    p = coeff_sq.shape[0]
+    n_pairs = (p - 1) // 2
+    pairs = coeff_sq[1 : 2 * n_pairs + 1].reshape(n_pairs, 2, *coeff_sq.shape[1:]).sum(1)
+    return torch.cat([coeff_sq[:1], pairs, coeff_sq[2 * n_pairs + 1 :]])
 
 
 def frequency_norms(M: Float[Tensor, "p ..."]) -> Float[Tensor, " k1"]:
     """M: [p, d] (a function of the token, e.g. W_E[:p]) -> [K + 1] norms, index k = frequency k.
 
     n_k = sqrt(sum_d (cos_k . M[:, d])^2 + (sin_k . M[:, d])^2), i.e. the Frobenius norm of the
-    part of M in frequency k; n_0 is the constant part. sum_k n_k^2 = |M|_F^2 (odd p).
+    part of M in frequency k; n_0 is the constant part. sum_k n_k^2 = |M|_F^2.
     """
     coeff = fourier_1d(M, 0)
     return group_by_frequency(coeff.pow(2)).sum(dim=tuple(range(1, coeff.dim()))).sqrt()
@@ -163,7 +176,7 @@ def neuron_frequency_fractions(acts: Float[Tensor, "p p n"]) -> Float[Tensor, "k
     cos/sin(w(a - b)), so G[k, k] = (|F S_+|_k^2 + |F S_-|_k^2) / p with S_+/- the
     `diagonal_sums` of the grid; G[k, 0] and G[0, k] come from the row and column sums the same
     way (|F r|_k^2 / p), and the denominator is the variance times p^2 (Parseval). Even p uses
-    the full 2-D transform (the Nyquist row counts in neither numerator nor denominator).
+    the full 2-D transform; there the Nyquist frequency p/2 is a frequency like the others.
     """
     p, n = acts.shape[0], acts.shape[-1]
     if p % 2 == 0:
@@ -231,14 +244,16 @@ def key_frequencies_by_norm(norms: Float[Tensor, " k1"], rel_threshold: float, m
 
 @functools.lru_cache(maxsize=8)
 def sum_direction_basis(p: int, sign: int = 1) -> torch.Tensor:
-    """[2K, p*p]: unit vectors cos(w_k (a + sign*b)), sin(w_k (a + sign*b)) over the (a, b) grid
-    (a-major), for k = 1..K in basis order. They are orthonormal for odd p. Cached: do not modify."""
+    """[p - 1, p*p]: unit vectors cos(w_k (a + sign*b)), sin(w_k (a + sign*b)) over the (a, b)
+    grid (a-major), for k = 1..K in basis order (`frequency_rows(p, k)` picks frequency k's; for
+    even p the Nyquist frequency has its cosine only). Orthonormal: they are the characters of
+    Z_p, evaluated at a + sign*b. Cached: do not modify."""
     a = torch.arange(p, dtype=torch.float64)[:, None]
     b = torch.arange(p, dtype=torch.float64)[None, :]
     rows = []
     for k in range(1, n_frequencies(p) + 1):
         angle = 2 * math.pi * k * (a + sign * b) / p
-        for f in (torch.cos, torch.sin):
+        for f in (torch.cos, torch.sin) if 2 * k != p else (torch.cos,):
             v = f(angle).flatten()
             rows.append(v / v.norm())
     return torch.stack(rows)
@@ -246,7 +261,7 @@ def sum_direction_basis(p: int, sign: int = 1) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=8)
 def _cos_sin_tables(p: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos(w_k x), sin(w_k x) as [p, K] for x = 0..p-1 (cached; do not modify)."""
+    """cos(w_k x), sin(w_k x) as [p, K] for x = 0..p-1, k = 1..K (cached; do not modify)."""
     w = 2 * math.pi * torch.arange(1, n_frequencies(p) + 1, dtype=torch.float64) / p
     x = torch.arange(p, dtype=torch.float64)[:, None]
     return torch.cos(w * x), torch.sin(w * x)
@@ -262,6 +277,7 @@ def logit_fit(logits: Float[Tensor, "p p p"], sign: int = 1) -> tuple[Float[Tens
     p^2 x p x K cube of cosines.
     explained[w-1] = alpha_w^2 |cos(...)|^2 / |L - mean_c L|^2: the fraction of the centred
     logits' variance carried by that term (the terms are orthogonal, so fractions add).
+    |cos(w(s - c))|^2 over the cube is p^3 / 2, or p^3 at the Nyquist frequency of an even p.
     """
     p = logits.shape[0]
     K = n_frequencies(p)
@@ -270,7 +286,9 @@ def logit_fit(logits: Float[Tensor, "p p p"], sign: int = 1) -> tuple[Float[Tens
     S = diagonal_sums(L, sign)  # [p (s), p (c)]
     cos_x, sin_x = _cos_sin_tables(p)
     inner = (cos_x * (S @ cos_x)).sum(0) + (sin_x * (S @ sin_x)).sum(0)  # [K]
-    norm_sq = p**3 / 2.0  # |cos(w(s - c))|^2 over the cube, w != 0, p odd
+    norm_sq = torch.full((K,), p**3 / 2.0, dtype=torch.float64)  # |cos(w(s - c))|^2 over the cube
+    if p % 2 == 0:
+        norm_sq[-1] = float(p**3)  # the Nyquist term is +-1 everywhere
     alpha = inner / norm_sq
     total = L.pow(2).sum()
     explained = alpha.pow(2) * norm_sq / total if total > 0 else torch.zeros(K, dtype=torch.float64)

@@ -4,7 +4,10 @@ The runner (`workbench.runner.evaluate_on_grid`) runs the checkpoint's forward p
 sequences ``a b =`` (a-major) and packs the weights the probes read, in the orientation the
 papers use, with the activations at ``=``; probes never touch files, models or state-dict names.
 Inputs a task does not contain (``div`` has no b = 0) are still run through the model;
-``labels`` is -1 there and both masks are False.
+``labels`` is -1 there and both masks are False. The evaluator gives the grid in token
+coordinates (a, b are the tokens); `probes.coordinates.group_view` gives the same checkpoint in
+the coordinates where its operation is addition (discrete logs for × and ÷), which is what the
+Fourier probes read.
 
 Example:
     >>> inp.logits.shape, inp.neuron_acts.shape        # [p, p, p], [p, p, d_mlp]
@@ -23,8 +26,11 @@ from jaxtyping import Bool, Float, Int
 class CheckpointOnGrid:
     """One checkpoint, evaluated on every (a, b).
 
-    step: training step; p: modulus; sign: +1 if the task is a + b, -1 if a - b, 0 when the
-    Fourier sum directions do not apply (other operations: probes that need them report none).
+    step: training step; p: the order of the grid's axes (the modulus; p - 1 in log
+    coordinates); sign: +1 if the task is a + b in these coordinates, -1 if a - b, 0 when the
+    Fourier sum directions do not apply (the polynomial tasks: probes that need them report
+    none); operation: the task's name (`workbench.tasks.OPERATIONS`); coordinates: "token", or
+    "log" (axes indexed by log_g of the token, g = ``generator``; `probes.coordinates`).
     W_E: [p, d_model], the number tokens' embeddings (the ``=`` row dropped); W_out: [d_mlp,
     d_model] of the last block; W_U: [d_model, p]; params: every trainable tensor by name (what
     the weight norms sum over). logits: [p, p, p] at ``=``; neuron_acts: [p, p, d_mlp] (the last
@@ -48,6 +54,9 @@ class CheckpointOnGrid:
     train_mask: Bool[torch.Tensor, "p p"]
     test_mask: Bool[torch.Tensor, "p p"]
     model: torch.nn.Module | None = None
+    operation: str = "add"
+    coordinates: str = "token"
+    generator: int | None = None
 
     @property
     def data_mask(self) -> torch.Tensor:

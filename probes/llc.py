@@ -171,6 +171,8 @@ def answer_loss(model: nn.Module, input_ids: Int[torch.Tensor, "batch 4"]) -> Fl
 
 def answer_input_ids(inp: CheckpointOnGrid) -> Int[torch.Tensor, "n 4"]:
     """The training examples as sequences ``a b = c`` (``=`` is token p), a-major order."""
+    if inp.coordinates != "token":
+        raise ValueError("llc samples the model on its own tokens: give it the checkpoint in token coordinates")
     a, b = torch.nonzero(inp.train_mask, as_tuple=True)
     eq = torch.full_like(a, inp.p)
     return torch.stack([a, b, eq, inp.labels[a, b]], dim=1)

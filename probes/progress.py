@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-from probes.fourier import sum_direction_basis
+from probes.fourier import frequency_rows, sum_direction_basis
 from probes.grid import CheckpointOnGrid
 from probes.table import tidy
 
@@ -58,9 +58,11 @@ def _acc(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 @functools.lru_cache(maxsize=64)
 def key_directions(p: int, sign: int, key_freqs: tuple[int, ...]) -> torch.Tensor:
-    """[2|S|, p^2] orthonormal rows: cos and sin of w_k(a + sign b) for k in S (cached; do not modify)."""
+    """[m, p^2] orthonormal rows: cos and sin of w_k(a + sign b) for k in S, in S's order (m = 2|S|,
+    less one if S holds the Nyquist frequency p/2 of an even p, which has no sine; cached, do not
+    modify)."""
     basis = sum_direction_basis(p, sign)
-    rows = [i for k in key_freqs for i in (2 * (k - 1), 2 * (k - 1) + 1)]
+    rows = [i for k in key_freqs for i in range(p - 1)[frequency_rows(p, k)]]
     return basis[rows] if rows else basis[:0]
 
 
@@ -106,8 +108,10 @@ def probe(inp: CheckpointOnGrid, key_freqs: tuple[int, ...], settings=None):
         ("restricted_acc", None, _acc(restricted_data, y_data)),
         ("excluded_loss", None, _ce(L_train - proj_train, y_train)),
     ]
-    for i, k in enumerate(key_freqs):  # P_{k} uses rows 2i, 2i+1 of U
-        part = slice(2 * i, 2 * i + 2)
+    start = 0
+    for k in key_freqs:  # P_{k} uses k's rows of U (two, or one for a Nyquist frequency)
+        part = slice(start, start + len(range(p - 1)[frequency_rows(p, k)]))
+        start = part.stop
         rows.append(("excluded_loss_k", k, _ce(L_train - Ut_train[:, part] @ UL[part], y_train)))
     rows.append(("test_restricted_ratio", None, rows[1][2] / rows[2][2]))
 

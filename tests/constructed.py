@@ -12,6 +12,13 @@ cos w x, sin w x for w in S), POS (3 one-hot position dims), R (read-out).
   * W_out W_U is the least-squares fit of the target logits from the neurons, factored by SVD
     into R, which the embedding and attention never touch.
 Known answer: the key frequencies are exactly S, and the logits are nearly all target.
+
+``operation="mul"`` (or ``"div"``: i - j) builds the same circuit in discrete-log coordinates (`probes.coordinates`):
+token x = g^i embeds as (cos w i, sin w i) with w = 2 pi k / (p - 1), token 0 embeds to zero, the
+target logit of class g^k is cos(w(i + j - k)) and class 0 sits at -scale |S| below it; the
+read-out is fitted on the (p - 1)^2 inputs without a zero. Known answer: in log coordinates the
+key frequencies are exactly S (frequencies of Z_{p-1}); in token coordinates there is no such
+structure.
 """
 
 from __future__ import annotations
@@ -23,22 +30,32 @@ import torch
 from workbench.config import RunConfig
 
 
-def constructed_config(p: int, freqs: tuple[int, ...], grid: int = 6) -> RunConfig:
+def constructed_config(p: int, freqs: tuple[int, ...], grid: int = 6, operation: str = "add") -> RunConfig:
     e = 2 * len(freqs)
     return RunConfig(p=p, d_model=3 * e + 3 + (e + 2), n_heads=2, d_head=e, d_mlp=grid * grid * len(freqs),
-                     epochs=1, ckpt_every=0, frac_train=0.3)
+                     epochs=1, ckpt_every=0, frac_train=0.3, operation=operation)
+
+
+def _coordinates(p: int, operation: str) -> tuple[torch.Tensor, int, torch.Tensor]:
+    """(coordinate of each token [p] float64, group order n, [p] bool: token in the group)."""
+    if operation in ("mul", "div"):
+        from probes.coordinates import discrete_logs, primitive_root
+
+        logs = discrete_logs(p, primitive_root(p))
+        return logs.clamp_min(0).double(), p - 1, logs >= 0
+    return torch.arange(p, dtype=torch.float64), p, torch.ones(p, dtype=torch.bool)
 
 
 def constructed_weights(cfg: RunConfig, freqs: tuple[int, ...], scale: float = 8.0) -> dict[str, torch.Tensor]:
     p, d, e = cfg.p, cfg.d_model, 2 * len(freqs)
     T, A, B, POS, R = 0, e, 2 * e, 3 * e, 3 * e + 3
     f64 = dict(dtype=torch.float64)
-    x = torch.arange(p, **f64)
+    x, order, member = _coordinates(p, cfg.operation)
     W: dict[str, torch.Tensor] = {}
     E = torch.zeros(p + 1, d, **f64)
     for i, w in enumerate(freqs):
-        E[:p, T + 2 * i] = torch.cos(2 * math.pi * w * x / p)
-        E[:p, T + 2 * i + 1] = torch.sin(2 * math.pi * w * x / p)
+        E[:p, T + 2 * i] = torch.cos(2 * math.pi * w * x / order) * member
+        E[:p, T + 2 * i + 1] = torch.sin(2 * math.pi * w * x / order) * member
     W["embed.weight"] = E
     P = torch.zeros(3, d, **f64)
     P[0, POS], P[1, POS + 1], P[2, POS + 2] = 1.0, 1.0, 1.0
@@ -72,33 +89,37 @@ def constructed_weights(cfg: RunConfig, freqs: tuple[int, ...], scale: float = 8
     W["blocks.0.mlp.in.bias"] = torch.zeros(cfg.d_mlp, **f64)
 
     a, b, c = x[:, None, None], x[None, :, None], x[None, None, :]
-    target = scale * sum(torch.cos(2 * math.pi * w * (a + b - c) / p) for w in freqs).reshape(p * p, p)
+    sign = -1 if cfg.operation in ("sub", "div") else 1
+    target = scale * sum(torch.cos(2 * math.pi * w * (a + sign * b - c) / order) for w in freqs)
+    target[:, :, ~member] = -scale * len(freqs)  # class 0 (mul): never the answer on the group's inputs
+    target = target.reshape(p * p, p)
+    fit = (member[:, None] & member[None, :]).reshape(-1)  # the read-out is fitted on the group's inputs
     ea = E[:p, T : T + e][:, None, :].expand(p, p, e)
     eb = E[:p, T : T + e][None, :, :].expand(p, p, e)
     resid = torch.zeros(p, p, d, **f64)
     resid[..., A : A + e], resid[..., B : B + e] = ea, eb
     acts = torch.relu(resid.reshape(p * p, d) @ W_in.T)
     design = torch.cat([acts, torch.ones(p * p, 1, **f64)], dim=1)
-    M = torch.linalg.lstsq(design, target, driver="gelsd").solution  # [d_mlp + 1, p]
-    U, S, Vh = torch.linalg.svd(M[:-1], full_matrices=False)
+    M = torch.linalg.lstsq(design[fit], target[fit], driver="gelsd").solution  # [d_mlp + 1, p]
+    U, S, Vh = torch.linalg.svd(M, full_matrices=False)  # the bias row too: its direction must be in W_U's span
     r = d - R
     W_out = torch.zeros(d, cfg.d_mlp, **f64)  # nn.Linear layout: [d_model, d_mlp]
-    W_out[R:] = (U[:, :r] * S[:r]).T
+    W_out[R:] = (U[:-1, :r] * S[:r]).T
     W_U = torch.zeros(p, d, **f64)  # [p, d_model]
     W_U[:, R:] = Vh[:r].T
     b_out = torch.zeros(d, **f64)
-    b_out[R:] = Vh[:r] @ M[-1]
+    b_out[R:] = U[-1, :r] * S[:r]
     W["blocks.0.mlp.out.weight"], W["blocks.0.mlp.out.bias"] = W_out, b_out
     W["unembed.weight"], W["unembed.bias"] = W_U, torch.zeros(p, **f64)
     return {k: v.float() for k, v in W.items()}
 
 
-def write_constructed_run(root, name: str, p: int, freqs: tuple[int, ...]):
+def write_constructed_run(root, name: str, p: int, freqs: tuple[int, ...], operation: str = "add"):
     """A run directory under ``root`` whose only checkpoint is the constructed model."""
     from workbench import store
     from workbench.train import create_run
 
-    cfg = constructed_config(p, freqs)
+    cfg = constructed_config(p, freqs, operation=operation)
     run = create_run(root / name, cfg)
     store.write_checkpoint(run, 0, constructed_weights(cfg, freqs))
     return run

@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from probes import CheckpointOnGrid
+from probes import CheckpointOnGrid, group_view
 from workbench import model, store
 from workbench.model import DEFAULT_ENGINE, check_engine
 from workbench.tasks import make_grid
@@ -43,7 +43,7 @@ class GridEvaluator:
         acts = model.grid_activations(cfg, weights, grid.tokens, self.engine, self.workspace, self.bridge)
         p = grid.p
         return CheckpointOnGrid(
-            step=step, p=p, sign=grid.sign, **model.probe_weights(cfg, weights),
+            step=step, p=p, sign=grid.sign, operation=cfg.operation, **model.probe_weights(cfg, weights),
             logits=acts["logits"].reshape(p, p, p), neuron_acts=acts["neuron_acts"].reshape(p, p, -1),
             attention=acts["attention"].reshape(p, p, cfg.n_heads, 3),
             labels=grid.labels, train_mask=grid.train, test_mask=grid.test,
@@ -51,7 +51,14 @@ class GridEvaluator:
         )
 
 
-def evaluate_on_grid(run: store.Run, step: int, engine: str = DEFAULT_ENGINE, with_model: bool = False) -> CheckpointOnGrid:
+def evaluate_on_grid(run: store.Run, step: int, engine: str = DEFAULT_ENGINE, with_model: bool = False,
+                     coordinates: str = "group") -> CheckpointOnGrid:
     """The checkpoint at ``step`` evaluated on every (a, b); ``with_model``: with the trainer's
-    module in ``.model`` (what `probes.llc` samples)."""
-    return GridEvaluator(run, engine, with_model=with_model)(step)
+    module in ``.model`` (what `probes.llc` samples). ``coordinates`` "group" (the default):
+    as the Fourier probes read it, in the coordinates where the operation is addition (discrete
+    logs for mul and div, `probes.coordinates.group_view`; the tokens themselves otherwise);
+    "token": as the model sees it (what `probes.llc` needs)."""
+    if coordinates not in ("group", "token"):
+        raise ValueError(f"coordinates must be 'group' or 'token', got {coordinates!r}")
+    inp = GridEvaluator(run, engine, with_model=with_model)(step)
+    return group_view(inp) if coordinates == "group" else inp

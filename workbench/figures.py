@@ -214,6 +214,13 @@ def key_frequency_emergence(fourier, key_freqs, phases: dict | None = None) -> g
     return add_phase_bands(fig, phases, int(mat.index.max()) if len(mat) else 0)
 
 
+def _grid_axes(inp) -> tuple[str, str]:
+    """The names of a grid's axes: the tokens, or their discrete logs (× and ÷, `probes.coordinates`)."""
+    if getattr(inp, "coordinates", "token") == "log":
+        return f"log_{inp.generator} a", f"log_{inp.generator} b"
+    return "a", "b"
+
+
 def neuron_grids(inp, key_freqs, threshold: float = NEURON_THRESHOLD, per_cluster: int = 2) -> go.Figure:
     """MLP activations at "=" over the (a, b) grid for the most-explained neurons of each cluster."""
     fractions = neuron_frequency_fractions(inp.neuron_acts)
@@ -234,9 +241,10 @@ def neuron_grids(inp, key_freqs, threshold: float = NEURON_THRESHOLD, per_cluste
     for i, (_, n) in enumerate(chosen):
         fig.add_trace(go.Heatmap(z=inp.neuron_acts[..., n].numpy(), coloraxis="coloraxis"), i // cols + 1, i % cols + 1)
     fig.update_layout(coloraxis={"colorscale": "RdBu", "colorbar_title": "act"})
-    fig.update_xaxes(title="b")
-    fig.update_yaxes(title="a", autorange="reversed")
-    return _style(fig, f"MLP neurons over (a, b) at step {inp.step}", height=260 * nrows + 80)
+    a, b = _grid_axes(inp)
+    fig.update_xaxes(title=b)
+    fig.update_yaxes(title=a, autorange="reversed")
+    return _style(fig, f"MLP neurons over ({a}, {b}) at step {inp.step}", height=260 * nrows + 80)
 
 
 def neuron_fraction_histogram(fourier, step: int, threshold: float = NEURON_THRESHOLD) -> go.Figure:
@@ -279,8 +287,9 @@ def logit_spectrum(inp) -> go.Figure:
     spec = fourier_2d(inp.logits.double()).pow(2).sum(-1).sqrt()
     names = basis_names(inp.p)
     fig = go.Figure(go.Heatmap(z=spec.numpy(), x=names, y=names, colorscale="Blues", colorbar_title="norm"))
-    fig.update_xaxes(title="Fourier component over b")
-    fig.update_yaxes(title="Fourier component over a", autorange="reversed")
+    a, b = _grid_axes(inp)
+    fig.update_xaxes(title=f"Fourier component over {b}")
+    fig.update_yaxes(title=f"Fourier component over {a}", autorange="reversed")
     return _style(fig, f"2-D Fourier spectrum of the logits (step {inp.step})", height=620)
 
 
@@ -291,9 +300,10 @@ def attention_grids(inp) -> go.Figure:
     for h in range(H):
         fig.add_trace(go.Heatmap(z=inp.attention[:, :, h, 0].numpy(), coloraxis="coloraxis"), 1, h + 1)
     fig.update_layout(coloraxis={"colorscale": "Viridis", "cmin": 0, "cmax": 1, "colorbar_title": "attn"})
-    fig.update_xaxes(title="b")
-    fig.update_yaxes(title="a", autorange="reversed")
-    return _style(fig, f'Attention from "=" to a over (a, b) (step {inp.step})', height=340)
+    a, b = _grid_axes(inp)
+    fig.update_xaxes(title=b)
+    fig.update_yaxes(title=a, autorange="reversed")
+    return _style(fig, f'Attention from "=" to a over ({a}, {b}) (step {inp.step})', height=340)
 
 
 def attention_over_training(attention, phases: dict | None = None) -> go.Figure:

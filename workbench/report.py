@@ -35,6 +35,7 @@ from workbench.evaluate import evaluate_on_grid
 from workbench.probe_options import ProbeOptions
 from workbench.runner import ProbeResults, probe
 from workbench.summary import metrics_line
+from workbench.tasks import coordinates_note
 
 FORMATS = ("png", "svg", "pdf")
 
@@ -63,6 +64,11 @@ def story_steps(steps: list[int], phase_steps: dict[str, int | None]) -> dict[st
         "after (final)": steps[-1],
     }
     return {k: v for k, v in chosen.items() if v is not None}
+
+
+def _note_html(cfg) -> str:
+    note = coordinates_note(cfg.operation, cfg.p)
+    return f" <i>{html.escape(note)}.</i>" if note else ""
 
 
 def build_figures(run: store.Run, results: ProbeResults | None = None) -> dict[str, tuple[go.Figure, str]]:
@@ -168,7 +174,7 @@ def _summary_html(run: store.Run, results: ProbeResults, options_given: bool) ->
     config = json.dumps(cfg.to_dict(), indent=1)
     return f"""
 <h2>Summary</h2>
-<p><b>Task</b>: {html.escape(cfg.operation)} mod {cfg.p}, {cfg.frac_train:.0%} train.
+<p><b>Task</b>: {html.escape(cfg.operation)} mod {cfg.p}, {cfg.frac_train:.0%} train.{_note_html(cfg)}
 <b>Key frequencies</b> ({html.escape(kf['rule'])}, step {kf['step']}): {', '.join(map(str, kf['key_freqs'])) or 'none'}
 <span class="muted">({html.escape(by_rule)})</span>.<br><b>Final</b>: {final}.</p>
 {_options_html(results.options, options_given)}

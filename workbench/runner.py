@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from probes import KEY_RULES, REGISTRY, ProbeSettings, ProbeSpec, get_probe
+from probes import KEY_RULES, REGISTRY, ProbeSettings, ProbeSpec, get_probe, group_view
 from probes.fourier import key_frequencies as key_frequencies_of
 from probes.fourier import n_frequencies
 from probes.llc import by_step as llc_by_step
@@ -46,6 +46,7 @@ from workbench import heap, store
 from workbench.errors import UsageError
 from workbench.evaluate import GridEvaluator
 from workbench.probe_options import ProbeOptions
+from workbench.tasks import coordinates_note, group_order
 
 RELEASE_EVERY = 8  # checkpoints between heap trims
 
@@ -72,6 +73,9 @@ class ProbeResults:
                  f"key frequencies ({kf['rule']}, step {kf['step']}): {_fmt(kf['key_freqs'])}"]
         by_rule = kf.get("by_rule", {})
         lines += [f"  by {rule:8s} {_fmt(by_rule[rule])}" for rule in KEY_RULES if rule in by_rule]
+        note = coordinates_note(self.run.config.operation, self.run.config.p)
+        if note:
+            lines.append(f"note: {note}")
         lines.append("phases: " + ", ".join(f"{k} {'-' if v is None else v}" for k, v in self.phases.steps.items()))
         if self.tables.get("llc") is not None and len(self.tables["llc"]):
             lines.append(llc_line(self.tables["llc"]))
@@ -137,10 +141,13 @@ def current_options(run: store.Run, settings: ProbeSettings | None = None, overr
     if settings is not None:
         options = dataclasses.replace(options, settings=settings)
     options = options.changed(overrides, engine, key_freqs)
-    K = n_frequencies(run.config.p)
+    order = group_order(run.config.operation, run.config.p)
+    K = n_frequencies(order)
     wrong = [k for k in options.key_freqs or () if not 1 <= k <= K]
     if wrong:
-        raise UsageError(f"key frequencies {', '.join(map(str, wrong))} do not exist for p={run.config.p}; "
+        where = f"p={run.config.p}" if order == run.config.p else \
+            f"{run.config.operation} mod {run.config.p} (frequencies of Z_{order}, in discrete-log coordinates)"
+        raise UsageError(f"key frequencies {', '.join(map(str, wrong))} do not exist for {where}; "
                          f"give values in 1..{K} or 'auto'")
     return options
 
@@ -171,7 +178,7 @@ def fix_key_frequencies(run: store.Run, options: ProbeOptions, cache: store.Prob
         try:
             digest = cache.checkpoint_hash(step)
             cached = cache.key_frequencies(step, digest, needs)
-            by_rule = cached["by_rule"] if cached else key_frequencies_of(evaluate(step), options.settings)
+            by_rule = cached["by_rule"] if cached else key_frequencies_of(group_view(evaluate(step)), options.settings)
         except (store.CorruptCheckpoint, OSError) as exc:
             skipped[step] = str(exc)
             continue
@@ -267,9 +274,10 @@ def measure_checkpoint(evaluate: GridEvaluator, step: int, names: Sequence[str],
     except store.CorruptCheckpoint as exc:
         return str(exc)
     frames = {}
+    in_group = group_view(inp) if any(REGISTRY[name].in_group for name in names) else None
     for name in names:
         spec = REGISTRY[name]
-        frame = spec.fn(inp, key_freqs, options.settings)
+        frame = spec.fn(in_group if spec.in_group else inp, key_freqs, options.settings)
         if tuple(frame.columns) != spec.columns:
             raise RuntimeError(f"probe {name!r} returned columns {list(frame.columns)}; its spec declares {list(spec.columns)}")
         frames[name] = frame

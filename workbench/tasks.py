@@ -167,6 +167,30 @@ def make_split(n_examples: int, frac_train: float, seed: int, rule: str = "randp
     return Split(train=perm[:cut].sort().values, test=perm[cut:].sort().values)
 
 
+def group_order(operation: str, p: int) -> int:
+    """The order of the group in whose coordinates the probes read the task: p, or p - 1 for
+    ``mul`` and ``div`` (the non-zero residues, in discrete-log coordinates; `probes.coordinates`)."""
+    return p - 1 if operation in ("mul", "div") else p
+
+
+def coordinates_note(operation: str, p: int) -> str:
+    """One line saying in which coordinates the Fourier probes read this task and what does not
+    apply to it ("" for add, sub and the random table, which need no note)."""
+    from probes.coordinates import primitive_root
+
+    if operation in ("mul", "div"):
+        g = primitive_root(p)
+        op = "+" if operation == "mul" else "-"
+        return (f"Fourier probes read {operation} in discrete-log coordinates: log_{g} a {op} log_{g} b over "
+                f"Z_{p - 1} (generator {g}; frequency {(p - 1) // 2} is the Nyquist cosine); the {2 * p - 1} "
+                f"inputs with a zero and the class 0 are left out of them")
+    if SUM_SIGN.get(operation) is None:
+        return (f"{operation} is no group's addition: the logit fit and the restricted and excluded losses do not "
+                f"apply (no a + b direction); Fourier norms, key frequencies, neuron clusters (token basis), "
+                f"weights and attention do")
+    return ""
+
+
 # The direction a + sign*b along which the Fourier algorithm of Nanda et al. 2023 computes.
 # `random` is probed as if it were addition: that is the hypothesis it must fail.
 SUM_SIGN = {"add": 1, "sub": -1, "random": 1}

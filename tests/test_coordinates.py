@@ -1,0 +1,155 @@
+"""× and ÷ in discrete-log coordinates, and the even-order Fourier basis they need (Z_{p-1}).
+
+Known answers: primitive roots of small primes; the log view turns the mul / div answer table
+into (i ± j) mod (p − 1); the Nyquist term of an even order is a frequency like the others
+(Parseval, a pure Nyquist neuron is fully explained by it, the logit fit matches brute force);
+a hand-built multiplication (division) model's frequencies in log coordinates are recovered
+exactly by every rule, and the token coordinates show none; an untrained model claims none."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import workbench
+from probes import ProbeSettings
+from probes.coordinates import discrete_logs, group_view, powers, primitive_root
+from probes.fourier import (
+    fourier_basis,
+    frequency_norms,
+    key_frequencies,
+    logit_fit,
+    n_frequencies,
+    neuron_frequency_fractions,
+    sum_direction_basis,
+)
+from tests.constructed import write_constructed_run
+from workbench.errors import UsageError
+from workbench.tasks import coordinates_note, group_order
+
+
+@pytest.mark.parametrize("p, g", [(3, 2), (7, 3), (23, 5), (59, 2), (97, 5), (113, 3)])
+def test_primitive_root_is_the_smallest_generator(p, g):
+    assert primitive_root(p) == g
+    assert sorted(powers(p, g).tolist()) == list(range(1, p))
+    for h in range(1, g):  # no smaller element generates the group
+        assert len({pow(h, i, p) for i in range(p - 1)}) < p - 1
+
+
+def test_discrete_logs_invert_the_powers_and_reject_composites():
+    logs = discrete_logs(13, primitive_root(13))
+    assert logs[0] == -1
+    assert all(pow(2, int(logs[x]), 13) == x for x in range(1, 13))
+    with pytest.raises(ValueError, match="prime"):
+        primitive_root(12)
+
+
+@pytest.mark.parametrize("operation, sign", [("mul", 1), ("div", -1)])
+def test_log_view_turns_the_task_into_addition_over_z_p_minus_1(runs_root, operation, sign):
+    run = workbench.train(f"view-{operation}", "smoke", {"operation": operation, "epochs": 1}, device="cpu",
+                          progress=False, root=runs_root)
+    token = workbench.evaluate_on_grid(run, 0, coordinates="token")
+    view = group_view(token)
+    p, n = token.p, token.p - 1
+    assert (view.p, view.sign, view.coordinates, view.generator) == (n, sign, "log", primitive_root(p))
+    i, j = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+    assert torch.equal(view.labels, (i + sign * j) % n), "log_g(a op b) = log_g a +- log_g b"
+    g_pow = powers(p, view.generator)
+    assert torch.equal(view.W_E, token.W_E[g_pow]) and torch.equal(view.W_U, token.W_U[:, g_pow])
+    assert torch.equal(view.logits[2, 5], token.logits[g_pow[2], g_pow[5]][g_pow])
+    # every input without a zero is kept, in the same split; the ones with a zero are left out
+    group = (torch.arange(p) != 0)[:, None] & (torch.arange(p) != 0)[None, :]
+    assert int(view.train_mask.sum()) == int((token.train_mask & group).sum())
+    assert int(view.data_mask.sum()) == n * n
+    assert group_view(view) is view
+    assert group_order(operation, p) == n and f"Z_{n}" in coordinates_note(operation, p)
+
+
+def test_other_operations_keep_their_token_coordinates(smoke_run):
+    inp = workbench.evaluate_on_grid(smoke_run, 0, coordinates="token")
+    assert group_view(inp) is inp and coordinates_note("add", 23) == ""
+    assert "do not apply" in coordinates_note("x2+y2", 23)
+    with pytest.raises(ValueError, match="coordinates"):
+        workbench.evaluate_on_grid(smoke_run, 0, coordinates="log")
+
+
+# ------------------------------------------------------------------ even order: the Nyquist term
+@pytest.mark.parametrize("n", [22, 58])
+def test_even_order_norms_keep_parseval_and_count_nyquist_as_frequency_n_over_2(n):
+    assert n_frequencies(n) == n // 2
+    M = torch.randn(n, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(n))
+    norms = frequency_norms(M)
+    assert norms.shape == (n // 2 + 1,)
+    assert norms.pow(2).sum().item() == pytest.approx(M.pow(2).sum().item(), rel=1e-12)
+    alternating = torch.cos(math.pi * torch.arange(n, dtype=torch.float64))[:, None] * torch.ones(1, 3)
+    norms = frequency_norms(alternating)
+    assert norms[n // 2].item() == pytest.approx(alternating.norm().item()) and norms[: n // 2].abs().max() < 1e-9
+    U = sum_direction_basis(n, 1)
+    assert U.shape == (n - 1, n * n)
+    assert torch.allclose(U @ U.T, torch.eye(n - 1, dtype=torch.float64), atol=1e-10)
+    assert torch.allclose(fourier_basis(n) @ fourier_basis(n).T, torch.eye(n, dtype=torch.float64), atol=1e-10)
+
+
+def test_a_nyquist_neuron_is_fully_explained_by_it():
+    n = 22
+    x = torch.arange(n, dtype=torch.float64)
+    acts = torch.stack([torch.cos(math.pi * (x[:, None] + x[None, :])),  # (-1)^(i + j)
+                        torch.cos(2 * math.pi * 4 * x[:, None] / n) + torch.cos(math.pi * x[None, :])], dim=-1)
+    fractions = neuron_frequency_fractions(acts)  # [11, 2]
+    assert fractions[n // 2 - 1, 0].item() == pytest.approx(1.0)
+    # cos(w_4 i) has variance 1/2 and (-1)^j variance 1: a third and two thirds of the neuron
+    assert fractions[4 - 1, 1].item() == pytest.approx(1 / 3) and fractions[n // 2 - 1, 1].item() == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_even_order_logit_fit_matches_brute_force(sign):
+    n = 12
+    L = torch.randn(n, n, n, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    alpha, explained = logit_fit(L, sign)
+    a, b, c = (torch.arange(n, dtype=torch.float64).view(*s) for s in ((n, 1, 1), (1, n, 1), (1, 1, n)))
+    Lc = L - L.mean(2, keepdim=True)
+    for k in range(1, n // 2 + 1):
+        cos = torch.cos(2 * math.pi * k * (a + sign * b - c) / n)
+        brute = (Lc * cos).sum() / cos.pow(2).sum()
+        assert alpha[k - 1].item() == pytest.approx(brute.item(), abs=1e-12)
+        assert explained[k - 1].item() == pytest.approx((brute**2 * cos.pow(2).sum() / Lc.pow(2).sum()).item(), rel=1e-9)
+
+
+# --------------------------------------------------------------- hand-built x and / circuits
+@pytest.mark.parametrize("operation", ["mul", "div"])
+def test_constructed_log_circuit_is_recovered_exactly(runs_root, operation):
+    freqs = (3, 7, 10)  # frequencies of Z_22 (p = 23), in log coordinates
+    run = write_constructed_run(runs_root, f"constructed-{operation}", 23, freqs, operation=operation)
+    report = workbench.probe(run, progress=False)
+    assert report.key_frequencies["by_rule"] == {"neurons": list(freqs), "embed": list(freqs), "wl": list(freqs)}
+    f = report.tables["fourier"]
+    assert f[f.measure == "logit_explained_key"].value.item() > 0.99
+    alpha = f[f.measure == "logit_alpha"].set_index("frequency").value
+    assert alpha.loc[list(freqs)].min() > 7.5 and alpha.drop(list(freqs)).abs().max() < 0.1
+    prog = report.tables["progress"].set_index("measure").value
+    assert prog["restricted_acc"] == 1.0
+    assert prog["restricted_loss"] == pytest.approx(prog["test_loss"], rel=0.2), "the key frequencies are the whole model"
+    assert prog["excluded_loss"] > 1000 * prog["train_loss"] and prog["neuron_excluded_loss"] > 1000 * prog["train_loss"]
+    assert "discrete-log coordinates" in report.summary()
+    # the same checkpoint read in token coordinates shows no Fourier structure at all
+    token = workbench.evaluate_on_grid(run, 0, coordinates="token")
+    assert key_frequencies(token, ProbeSettings()) == {"neurons": [], "embed": [], "wl": []}
+    with pytest.raises(ValueError, match="token coordinates"):
+        from probes.llc import answer_input_ids
+
+        answer_input_ids(group_view(token))
+
+
+def test_untrained_mul_model_claims_no_key_frequencies(runs_root):
+    run = workbench.train("untrained-mul", "mul", {"epochs": 1}, device="cpu", progress=False, root=runs_root)
+    report = workbench.probe(run, steps="0", progress=False)
+    assert report.key_frequencies["by_rule"] == {"neurons": [], "embed": [], "wl": []}
+
+
+def test_key_frequencies_given_for_mul_are_checked_against_z_p_minus_1(runs_root):
+    run = write_constructed_run(runs_root, "constructed-range", 23, (3, 7, 10), operation="mul")
+    assert workbench.probe(run, key_freqs=[11], progress=False).key_frequencies["key_freqs"] == [11]  # Nyquist of Z_22
+    with pytest.raises(UsageError, match=r"Z_22.*1\.\.11"):
+        workbench.probe(run, key_freqs=[12], progress=False)
