@@ -97,10 +97,10 @@ def group_view(inp: CheckpointOnGrid) -> CheckpointOnGrid:
     logits [n, n, n], neuron_acts [n, n, d_mlp], attention [n, n, H, 3] over (i, j), labels
     (log_g of the answer, in Z_n), the split masks restricted to the group's inputs, p = n =
     p − 1, sign +1 (mul) or −1 (div), coordinates "log" and generator g. W_out, params and the
-    model are unchanged. Any other operation: ``inp`` itself.
+    model are unchanged. Any other operation, or ``mul`` mod a composite p: ``inp`` itself.
     """
-    if inp.operation not in LOG_SIGN or inp.coordinates == "log":
-        return inp
+    if inp.operation not in LOG_SIGN or inp.coordinates == "log" or not _is_prime(inp.p):
+        return inp  # (× mod a composite p: no cyclic group; read in tokens with sign 0, as before)
     p = inp.p
     g = primitive_root(p)
     idx = powers(p, g)  # [n]: token at log coordinate i

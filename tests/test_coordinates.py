@@ -63,6 +63,12 @@ def test_log_view_turns_the_task_into_addition_over_z_p_minus_1(runs_root, opera
     group = (torch.arange(p) != 0)[:, None] & (torch.arange(p) != 0)[None, :]
     assert int(view.train_mask.sum()) == int((token.train_mask & group).sum())
     assert int(view.data_mask.sum()) == n * n
+
+    def on_grid(x):  # [p, p, ...] in tokens -> [n, n, ...] in log coordinates
+        return x[g_pow][:, g_pow]
+
+    for name in ("train_mask", "test_mask", "neuron_acts", "attention"):
+        assert torch.equal(getattr(view, name), on_grid(getattr(token, name))), name
     assert group_view(view) is view
     assert group_order(operation, p) == n and f"Z_{n}" in coordinates_note(operation, p)
 
@@ -140,6 +146,16 @@ def test_constructed_log_circuit_is_recovered_exactly(runs_root, operation):
         from probes.llc import answer_input_ids
 
         answer_input_ids(group_view(token))
+
+
+def test_mul_mod_a_composite_is_probed_in_tokens(runs_root):
+    """× mod 9 has no cyclic group of units to take logs in: the probes read its tokens (sign 0)."""
+    run = workbench.train("mul-9", "smoke", {"operation": "mul", "p": 9, "epochs": 1}, device="cpu", progress=False,
+                          root=runs_root)
+    inp = workbench.evaluate_on_grid(run, 0)
+    assert (inp.coordinates, inp.p, inp.sign) == ("token", 9, 0) and group_order("mul", 9) == 9
+    summary = workbench.probe(run, progress=False).summary()
+    assert "mul mod 9 (not prime) is no group's addition" in summary
 
 
 def test_untrained_mul_model_claims_no_key_frequencies(runs_root):

@@ -170,7 +170,13 @@ def make_split(n_examples: int, frac_train: float, seed: int, rule: str = "randp
 def group_order(operation: str, p: int) -> int:
     """The order of the group in whose coordinates the probes read the task: p, or p - 1 for
     ``mul`` and ``div`` (the non-zero residues, in discrete-log coordinates; `probes.coordinates`)."""
-    return p - 1 if operation in ("mul", "div") else p
+    return p - 1 if in_log_coordinates(operation, p) else p
+
+
+def in_log_coordinates(operation: str, p: int) -> bool:
+    """Whether the probes read this task in discrete-log coordinates: × and ÷ mod a prime (× mod a
+    composite p has no such coordinates: the probes read its tokens, as for the polynomial tasks)."""
+    return operation in ("mul", "div") and is_prime(p)
 
 
 def coordinates_note(operation: str, p: int) -> str:
@@ -178,14 +184,16 @@ def coordinates_note(operation: str, p: int) -> str:
     apply to it ("" for add, sub and the random table, which need no note)."""
     from probes.coordinates import primitive_root
 
-    if operation in ("mul", "div"):
+    if in_log_coordinates(operation, p):
         g = primitive_root(p)
         op = "+" if operation == "mul" else "-"
+        zeros = 2 * p - 1 if operation == "mul" else p - 1  # div has no b = 0
         return (f"Fourier probes read {operation} in discrete-log coordinates: log_{g} a {op} log_{g} b over "
-                f"Z_{p - 1} (generator {g}; frequency {(p - 1) // 2} is the Nyquist cosine); the {2 * p - 1} "
+                f"Z_{p - 1} (generator {g}; frequency {(p - 1) // 2} is the Nyquist cosine); the {zeros} "
                 f"inputs with a zero and the class 0 are left out of them")
     if SUM_SIGN.get(operation) is None:
-        return (f"{operation} is no group's addition: the logit fit and the restricted and excluded losses do not "
+        what = f"{operation} mod {p} (not prime)" if operation == "mul" else operation
+        return (f"{what} is no group's addition: the logit fit and the restricted and excluded losses do not "
                 f"apply (no a + b direction); Fourier norms, key frequencies, neuron clusters (token basis), "
                 f"weights and attention do")
     return ""
