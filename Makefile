@@ -19,10 +19,10 @@ TRAIN_ARGS = $(if $(PRESET),--preset $(PRESET)) --device $(DEVICE) $(if $(EPOCHS
 
 help:  ## list targets
 	@echo "make setup                          create .venv and install everything (idempotent)"
-	@echo "make train RUN=name [PRESET=fast|mul|nanda2023|tl-demo|smoke] [EPOCHS=N] [SET='lr=3e-3 p=97'] [DEVICE=auto|cpu|cuda]"
+	@echo "make train RUN=name [PRESET=fast|mul|clock|pizza|nanda2023|tl-demo|smoke] [EPOCHS=N] [SET='lr=3e-3 p=97'] [DEVICE=auto|cpu|cuda]"
 	@echo "                                    train a run into checkpoints/<name>/ (re-run to resume;"
 	@echo "                                    FROM_CHECKPOINT=1 rebuilds a damaged resume state from the last checkpoint)"
-	@echo "make probe RUN=name [PROBES=fourier,progress,weights,attention,complexity,llc] [STEPS=all|last|A:B] [ENGINE=factored|bridge] [SET='key_rule=wl'] [WORKERS=N]"
+	@echo "make probe RUN=name [PROBES=fourier,progress,weights,attention,clock_pizza,complexity,llc] [STEPS=all|last|A:B] [ENGINE=factored|bridge] [SET='key_rule=wl'] [WORKERS=N]"
 	@echo "                                    measure every checkpoint; tables in checkpoints/<name>/probes/"
 	@echo "                                    (llc, the local learning coefficient, is opt-in: PROBES=llc; ~1.5 s per checkpoint on 2 cores)"
 	@echo "                                    (SET and ENGINE change the run's current probe options)"
@@ -61,7 +61,7 @@ STEPS ?=
 ENGINE ?=
 WORKERS ?=
 probe: setup
-	@if [ -z "$(RUN)" ]; then echo "usage: make probe RUN=<name> [PROBES=fourier,progress,weights,attention,complexity,llc] [STEPS=all|last|A:B] [ENGINE=factored|bridge] [SET='neuron_threshold=0.85 ...']"; exit 2; fi
+	@if [ -z "$(RUN)" ]; then echo "usage: make probe RUN=<name> [PROBES=fourier,progress,weights,attention,clock_pizza,complexity,llc] [STEPS=all|last|A:B] [ENGINE=factored|bridge] [SET='neuron_threshold=0.85 ...']"; exit 2; fi
 	$(PY) -m workbench probe $(RUN) $(if $(PROBES),--probes $(PROBES)) $(if $(STEPS),--steps $(STEPS)) $(if $(ENGINE),--engine $(ENGINE)) $(if $(WORKERS),--workers $(WORKERS)) $(SET)
 
 report: setup

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from probes import attention, complexity, coordinates, fourier, llc, progress, weights
+from probes import attention, clock_pizza, complexity, coordinates, fourier, llc, progress, weights
 from probes.grid import CheckpointOnGrid
 from probes.settings import KEY_RULES, SETTING_NAMES, ProbeSettings
 from probes.table import INTEGER_KEYS
@@ -70,6 +70,9 @@ REGISTRY: dict[str, ProbeSpec] = {
         ProbeSpec("weights", weights.probe, 2, ("param",), "sum of squared weights",
                   reads_activations=False, reads_key_freqs=False, in_group=False),
         ProbeSpec("attention", attention.probe, 2, ("measure", "head"), "attention from '=' per head"),
+        ProbeSpec("clock_pizza", clock_pizza.probe, 1, ("measure",),
+                  "gradient symmetricity and distance irrelevance (clock or pizza)", reads_key_freqs=False,
+                  reads_model=True),
         ProbeSpec("complexity", complexity.probe, 1, ("measure",),
                   "active neuron fraction, weight entropy, parameter count", reads_key_freqs=False, in_group=False),
         ProbeSpec("llc", llc.probe, 3, ("measure",), "local learning coefficient (devinterp SGLD; opt-in, slow)",

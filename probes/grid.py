@@ -36,8 +36,11 @@ class CheckpointOnGrid:
     the weight norms sum over). logits: [p, p, p] at ``=``; neuron_acts: [p, p, d_mlp] (the last
     block's MLP output activations at ``=``); attention: [p, p, n_heads, 3] (the last block's
     pattern from ``=`` to a, b, ``=``); labels: [p, p] int64; train_mask, test_mask: [p, p] bool. model: for probes that perturb the
-    weights (``llc``), a private copy of the trainer's module at this checkpoint (tokens [batch, 3]
-    -> logits at ``=`` [batch, p]; the parameters the run trained have ``requires_grad``), else None.
+    weights or differentiate the model (``llc``, ``clock_pizza``), a private copy of the trainer's
+    module at this checkpoint (tokens [batch, 3] -> logits at ``=`` [batch, p]; ``embed(tokens)``
+    [batch, 3, d_model] and ``from_embeddings(x)`` split that call at the token embeddings; the
+    parameters the run trained have ``requires_grad``), else None. It always takes tokens, also in
+    log coordinates.
     """
 
     step: int

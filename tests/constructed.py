@@ -46,7 +46,11 @@ def _coordinates(p: int, operation: str) -> tuple[torch.Tensor, int, torch.Tenso
     return torch.arange(p, dtype=torch.float64), p, torch.ones(p, dtype=torch.bool)
 
 
-def constructed_weights(cfg: RunConfig, freqs: tuple[int, ...], scale: float = 8.0) -> dict[str, torch.Tensor]:
+def constructed_weights(cfg: RunConfig, freqs: tuple[int, ...], scale: float = 8.0,
+                        class_gain: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The clock above; ``class_gain`` [p] multiplies each class's target logit (a per-class gain
+    of the read-out, which the least-squares fit represents exactly): the correct logit is then
+    scale |S| class_gain[a + b], a function of the sum alone."""
     p, d, e = cfg.p, cfg.d_model, 2 * len(freqs)
     T, A, B, POS, R = 0, e, 2 * e, 3 * e, 3 * e + 3
     f64 = dict(dtype=torch.float64)
@@ -91,6 +95,8 @@ def constructed_weights(cfg: RunConfig, freqs: tuple[int, ...], scale: float = 8
     a, b, c = x[:, None, None], x[None, :, None], x[None, None, :]
     sign = -1 if cfg.operation in ("sub", "div") else 1
     target = scale * sum(torch.cos(2 * math.pi * w * (a + sign * b - c) / order) for w in freqs)
+    if class_gain is not None:
+        target = target * class_gain.double()
     target[:, :, ~member] = -scale * len(freqs)  # class 0 (mul): never the answer on the group's inputs
     target = target.reshape(p * p, p)
     fit = (member[:, None] & member[None, :]).reshape(-1)  # the read-out is fitted on the group's inputs
@@ -116,10 +122,69 @@ def constructed_weights(cfg: RunConfig, freqs: tuple[int, ...], scale: float = 8
 
 def write_constructed_run(root, name: str, p: int, freqs: tuple[int, ...], operation: str = "add"):
     """A run directory under ``root`` whose only checkpoint is the constructed model."""
+    cfg = constructed_config(p, freqs, operation=operation)
+    return write_run(root, name, cfg, constructed_weights(cfg, freqs))
+
+
+def write_run(root, name: str, cfg: RunConfig, weights: dict[str, torch.Tensor]):
+    """A run directory under ``root`` whose only checkpoint (step 0) is ``weights``."""
     from workbench import store
     from workbench.train import create_run
 
-    cfg = constructed_config(p, freqs, operation=operation)
     run = create_run(root / name, cfg)
-    store.write_checkpoint(run, 0, constructed_weights(cfg, freqs))
+    store.write_checkpoint(run, 0, weights)
     return run
+
+
+def pizza_config(p: int, freqs: tuple[int, ...]) -> RunConfig:
+    """The pizza below: constant attention (attn_rate 0), one head, d_model 2|S| + p, d_mlp 2p|S|."""
+    e = 2 * len(freqs)
+    return RunConfig(p=p, d_model=e + p, n_heads=1, d_head=e, d_mlp=2 * p * len(freqs), attn_rate=0.0,
+                     epochs=1, ckpt_every=0, frac_train=0.3)
+
+
+def pizza_weights(cfg: RunConfig, freqs: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    """A one-layer pizza (Zhong et al. 2023) built by hand, at attention rate 0.
+
+    Residual blocks: T (cos w x, sin w x for w in S), R (one dimension per class).
+      * W_E[x] = (cos w x, sin w x)_w in T; "=" and the positions embed to zero.
+      * Constant attention weighs a, b and "=" by 1 each; the head copies T (OV = identity), so at
+        "=" the stream holds v = E_a + E_b = 2 cos(w(a-b)/2) (cos w(a+b)/2, sin w(a+b)/2) per w.
+      * Two ReLU neurons per (w, c) read +-v . u_c with u_c = (cos wc/2, sin wc/2); their sum is
+        |v . u_c| = 2 |cos(w(a-b)/2)| |cos(w(a+b-c)/2)|, written to R_c and unembedded as logit c.
+    Known answer: logit_c = sum_w 2 |cos(w(a-b)/2)| |cos(w(a+b-c)/2)|, maximal at c = a + b (so
+    100% accuracy), and the correct logit sum_w 2 |cos(w(a-b)/2)| is a function of a - b alone:
+    distance irrelevance 0; constant attention makes gradient symmetricity 1.
+    """
+    p, d, e = cfg.p, cfg.d_model, 2 * len(freqs)
+    T, R = 0, e
+    f64 = dict(dtype=torch.float64)
+    x = torch.arange(p, dtype=torch.float64)
+    W: dict[str, torch.Tensor] = {}
+    E = torch.zeros(p + 1, d, **f64)
+    for i, k in enumerate(freqs):
+        E[:p, T + 2 * i] = torch.cos(2 * math.pi * k * x / p)
+        E[:p, T + 2 * i + 1] = torch.sin(2 * math.pi * k * x / p)
+    W["embed.weight"], W["pos_embed.weight"] = E, torch.zeros(3, d, **f64)
+    W["blocks.0.attn.q.weight"], W["blocks.0.attn.k.weight"] = torch.zeros(e, d, **f64), torch.zeros(e, d, **f64)
+    W["blocks.0.attn.v.weight"] = torch.eye(e, d, **f64)  # reads T
+    W["blocks.0.attn.o.weight"] = torch.eye(d, e, **f64)  # writes T
+    for name in ("q", "k", "v"):
+        W[f"blocks.0.attn.{name}.bias"] = torch.zeros(e, **f64)
+    W["blocks.0.attn.o.bias"] = torch.zeros(d, **f64)
+    W_in = torch.zeros(cfg.d_mlp, d, **f64)
+    W_out = torch.zeros(d, cfg.d_mlp, **f64)
+    n = 0
+    for i, k in enumerate(freqs):
+        for c in range(p):
+            half = math.pi * k * c / p  # w c / 2
+            for sign in (1.0, -1.0):
+                W_in[n, T + 2 * i], W_in[n, T + 2 * i + 1] = sign * math.cos(half), sign * math.sin(half)
+                W_out[R + c, n] = 1.0
+                n += 1
+    W["blocks.0.mlp.in.weight"], W["blocks.0.mlp.in.bias"] = W_in, torch.zeros(cfg.d_mlp, **f64)
+    W["blocks.0.mlp.out.weight"], W["blocks.0.mlp.out.bias"] = W_out, torch.zeros(d, **f64)
+    W_U = torch.zeros(p, d, **f64)
+    W_U[:, R:] = torch.eye(p, **f64)
+    W["unembed.weight"], W["unembed.bias"] = W_U, torch.zeros(p, **f64)
+    return {k: v.float() for k, v in W.items()}

@@ -59,6 +59,8 @@ def test_overrides_are_coerced_and_win():
         ({"act_fn": "tanh"}, "valid: relu"),
         ({"lr": "0"}, "lr must be positive"),
         ({"beta2": "1"}, "beta2 must lie in"),
+        ({"attn_rate": "1.5"}, r"attn_rate must lie in \[0, 1\]"),
+        ({"attn_rate": "nan"}, r"attn_rate must lie in \[0, 1\]"),
     ],
 )
 def test_bad_config_values_are_refused_clearly(overrides, message):

@@ -52,6 +52,7 @@ def test_every_figure_function_returns_a_figure_with_data(smoke_run, probed_smok
         figures.logit_spectrum(ckpt),
         figures.attention_grids(ckpt),
         figures.attention_over_training(t["attention"], phases),
+        figures.clock_pizza_measures(t["clock_pizza"], phases, smoke_run.config.attn_rate),
     ]
     for fig in made:
         assert isinstance(fig, go.Figure) and _has_data(fig), fig.layout.title.text

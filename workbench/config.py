@@ -61,6 +61,10 @@ class RunConfig:
     warmup_steps: int = 10
     freeze_biases: bool = False
     attn_bias: bool = True  # False: attention q/k/v/o biases stay 0 (Nanda et al. 2023's model has none)
+    # attention rate (Zhong et al. 2023): pattern = attn_rate * softmax + (1 - attn_rate) * J, J the
+    # all-ones matrix on the causal positions; 1: ordinary attention, 0: constant attention (their
+    # "Model B", which learns the pizza). Formulas: `workbench.model.rated_pattern`.
+    attn_rate: float = 1.0
     # what is recorded
     eval_every: int = 10  # train/test loss and accuracy every this many steps
     ckpt_every: int = 100  # a checkpoint every this many steps (0: none)
@@ -84,6 +88,9 @@ class RunConfig:
             raise UsageError(f"unknown act_fn {self.act_fn!r}; valid: {', '.join(ACTIVATIONS)}")
         if not self.lr > 0:
             raise UsageError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.attn_rate <= 1.0:
+            raise UsageError(f"attn_rate must lie in [0, 1] (1: trained attention, 0: constant attention), "
+                             f"got {self.attn_rate}")
         if self.weight_decay < 0:
             raise UsageError(f"weight_decay must be >= 0, got {self.weight_decay}")
         for name in ("beta1", "beta2"):

@@ -26,6 +26,9 @@ draw the neuron clusters take the ``threshold`` the run was probed with.
     complexity_panel(weights, fourier, complexity, llc, phases)
                                                          parameter count, weight norm, Gini, active
                                                          neurons, weight entropy, λ̂ on one step axis
+    clock_pizza_measures(clock_pizza, phases)            gradient symmetricity and distance
+                                                         irrelevance against step, beside the values
+                                                         Zhong et al. 2023 report for clock and pizza
 
 Example:
     >>> fig = loss_curves(run.metrics, run.phases)
@@ -376,6 +379,34 @@ def complexity_panel(weights, fourier, complexity, llc=None, phases: Phases | di
     _style(fig, "Complexity measures: the parameter count stays flat while the others move", height=170 * len(panels) + 80)
     last = int(complexity.step.max()) if len(complexity) else 0
     return add_phase_bands(fig, phases, last, rows=len(panels))
+
+
+# Zhong et al. 2023 (Sec. 4): the measures of their pizza (Model A, constant attention) and clock
+# (Model B, trained attention), and the distance irrelevance that separates the two
+PAPER_CLOCK_PIZZA = {"gradient_symmetricity": {"pizza": 0.9937, "clock": 0.3336},
+                     "distance_irrelevance": {"pizza": 0.17, "clock": 0.85}}
+DISTANCE_IRRELEVANCE_SPLIT = 0.4  # their bands: [0, 0.4] pizza-like, [0.4, 1] clock-like
+
+
+def clock_pizza_measures(clock_pizza, phases: Phases | dict | None = None, attn_rate: float | None = None) -> go.Figure:
+    """Gradient symmetricity and distance irrelevance (`probes.clock_pizza`) against step, with the
+    values Zhong et al. 2023 report for their pizza and clock as dotted lines."""
+    names = [m for m in PAPER_CLOCK_PIZZA if m in set(clock_pizza.measure)]
+    fig = make_subplots(rows=len(names) or 1, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=[m.replace("_", " ") for m in names])
+    for i, name in enumerate(names, start=1):
+        rows = _measure(clock_pizza, name)
+        fig.add_trace(go.Scatter(x=rows.step, y=rows.value, name=name.replace("_", " "), line_color="#636efa",
+                                 showlegend=False), i, 1)
+        for algorithm, value in PAPER_CLOCK_PIZZA[name].items():
+            fig.add_hline(y=value, line_dash="dot", line_color="#ef553b" if algorithm == "pizza" else "#00cc96",
+                          annotation_text=f"paper's {algorithm} {value:g}", annotation_position="top left", row=i, col=1)
+        fig.update_yaxes(range=[-0.05 if name == "distance_irrelevance" else -1.05, 1.05], row=i, col=1)
+    fig.update_xaxes(title="step", row=len(names) or 1, col=1)
+    rate = "" if attn_rate is None else f" (attention rate {attn_rate:g})"
+    _style(fig, f"Clock or pizza{rate}: gradient symmetricity and distance irrelevance", height=300 * max(len(names), 1) + 80)
+    last = int(clock_pizza.step.max()) if len(clock_pizza) else 0
+    return add_phase_bands(fig, phases, last, rows=len(names) or 1)
 
 
 def llc_trace(estimate) -> go.Figure:

@@ -25,7 +25,11 @@ forward for one layer, `FastTransformer` for deeper models) or ``bridge`` (one
 
 Architecture (Nanda et al. 2023): token + learned position embedding, ``n_layers`` blocks of
 causal multi-head attention and a two-layer MLP added to the residual stream, no LayerNorm,
-unembedding without bias. Attention scores are scaled by 1/sqrt(d_head).
+unembedding without bias. Attention scores are scaled by 1/sqrt(d_head). A run with an
+attention rate ``attn_rate`` < 1 (Zhong et al. 2023) mixes every pattern with constant
+attention (`rated_pattern`): in the trainer and the factored forward directly, in the bridge
+by a permanent hook on each ``attn.hook_pattern`` (so ``run_with_cache`` records the pattern
+the model used).
 
 Example:
     >>> bridge = build_bridge(cfg, weights)          # weights: {bridge state-dict name: tensor}
@@ -112,10 +116,28 @@ def build_bridge(cfg: RunConfig, weights: dict[str, torch.Tensor] | None = None,
     bridge = TransformerBridge.boot_native(bridge_config(cfg))
     if weights is not None:
         bridge.load_state_dict(weights, strict=True)
+    if cfg.attn_rate != 1.0:  # the attention rate: a permanent hook, so run_with_cache / run_with_hooks see it too
+        for layer in range(cfg.n_layers):
+            bridge.blocks[layer].attn.hook_pattern.add_hook(
+                lambda pattern, hook: rated_pattern(pattern, cfg.attn_rate), is_permanent=True)
     bridge.eval()
     if torch.device(device).type != "cpu":  # .to() prints a line even when nothing moves
         bridge = bridge.to(device)
     return bridge
+
+
+def rated_pattern(pattern: Float[Tensor, "... q k"], rate: float) -> Float[Tensor, "... q k"]:
+    """The attention pattern at attention rate ``rate`` (Zhong et al. 2023, Sec. 5):
+    ``rate * pattern + (1 - rate) * J`` with J the all-ones matrix on the causal positions (their
+    M' = alpha M + (1 - alpha) J, with the causal mask kept). ``pattern`` is the causal softmax
+    [..., q, k]: its q rows are the last q of the k positions. At rate 0 the ``=`` row weighs
+    a, b and ``=`` by 1 each (constant attention: the output is symmetric in a and b); at rate 1
+    ``pattern`` itself is returned."""
+    if rate == 1.0:
+        return pattern
+    nq, nk = pattern.shape[-2:]
+    ones = torch.ones(nk, nk, dtype=pattern.dtype, device=pattern.device).tril()[nk - nq:]
+    return rate * pattern + (1.0 - rate) * ones
 
 
 def initial_weights(cfg: RunConfig) -> dict[str, torch.Tensor]:
@@ -335,7 +357,7 @@ class FastTransformer(nn.Module):
         scores = (q @ k.transpose(-2, -1)) / math.sqrt(dh)  # [batch, H, nq, 3]
         if not last_only:  # the last query sees every position: no mask needed there
             scores = scores.masked_fill(self.causal_mask, float("-inf"))
-        pattern = scores.softmax(dim=-1)
+        pattern = rated_pattern(scores.softmax(dim=-1), self.cfg.attn_rate)
         if record is not None:
             record["attention"] = pattern[:, :, -1, :]
         z = (pattern @ v).transpose(1, 2).reshape(batch, nq, H * dh)
@@ -359,8 +381,18 @@ class FastTransformer(nn.Module):
 
     def forward(self, tokens: Int[Tensor, "batch 3"], record: dict | None = None) -> Float[Tensor, "batch p"]:
         """tokens: [batch, 3] -> logits at the ``=`` position: [batch, p]."""
+        return self.from_embeddings(self.embed(tokens), record)
+
+    def embed(self, tokens: Int[Tensor, "batch 3"]) -> Float[Tensor, "batch 3 d_model"]:
+        """The token embeddings W_E[t] at each position (the bridge's ``hook_embed``; no position embedding)."""
         # F.embedding, not W[tokens]: its CPU backward sums each row in a fixed order (deterministic)
-        resid = F.embedding(tokens, self.w(EMBED)) + self.w(POS_EMBED)  # [batch, 3, d_model]
+        return F.embedding(tokens, self.w(EMBED))
+
+    def from_embeddings(self, embedded: Float[Tensor, "batch 3 d_model"], record: dict | None = None
+                        ) -> Float[Tensor, "batch p"]:
+        """The rest of the forward pass from the token embeddings (`embed`): logits at ``=`` [batch, p].
+        Differentiable in ``embedded`` (what gradient symmetricity, `probes.clock_pizza`, reads)."""
+        resid = embedded + self.w(POS_EMBED)  # [batch, 3, d_model]
         n_layers = self.cfg.n_layers
         for layer in range(n_layers):
             last = layer == n_layers - 1
@@ -531,15 +563,20 @@ def factored_grid_activations(
                 for x in (x0, x1, x2[None])]  # o_i(t): [p | 1, H, d]
         const = x2 + blk("attn.o.bias")  # [d]
 
+        rate = cfg.attn_rate  # A' = rate A + (1 - rate) (1, 1, 1) (`rated_pattern`): the o_2 terms still sum to o_2
         P0 = pattern[..., 0].contiguous()  # [p (a), p (b), H]; the "=" weight is 1 - P0 - P1
         P1_by_b = pattern[..., 1].transpose(0, 1).contiguous()  # [p (b), p (a), H]
+        if rate != 1.0:
+            P0, P1_by_b = rate * P0, rate * P1_by_b
 
-        def mix(o0, o1, o2, c, name):  # sum_h A_0 o_0(a) + A_1 o_1(b) + A_2 o_2 + c over the grid: [p, p, m]
+        def mix(o0, o1, o2, c, name):  # sum_h A'_0 o_0(a) + A'_1 o_1(b) + A'_2 o_2 + c over the grid: [p, p, m]
             shape = (p, p, o0.shape[-1])
             out = torch.bmm(P0, o0 - o2, out=_buffer(workspace, name, shape))  # batched over a
             by_b = torch.bmm(P1_by_b, o1 - o2, out=_buffer(workspace, name + "_by_b", shape))  # batched over b
             out += by_b.transpose(0, 1)
             out += c + o2[0].sum(0)
+            if rate != 1.0:  # the constant part of the pattern: (1 - rate) (o_0(a) + o_1(b)) summed over heads
+                out += (1.0 - rate) * (o0.sum(1)[:, None] + o1.sum(1)[None, :])
             return out
 
         resid_mid = mix(*outs, const, "resid_mid")
@@ -549,4 +586,4 @@ def factored_grid_activations(
         W_U = w[UNEMBED]
         logits = torch.mm(acts, (W_U @ blk("mlp.out.weight")).T, out=_buffer(workspace, "logits", (p * p, p)))
         logits += (resid_mid.reshape(p * p, -1) + blk("mlp.out.bias")) @ W_U.T + w[UNEMBED_BIAS]
-    return {"logits": logits, "neuron_acts": acts, "attention": pattern.reshape(p * p, H, 3)}
+    return {"logits": logits, "neuron_acts": acts, "attention": rated_pattern(pattern[..., None, :], rate).reshape(p * p, H, 3)}

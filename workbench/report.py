@@ -109,6 +109,11 @@ def build_figures(run: store.Run, results: ProbeResults | None = None) -> dict[s
         "attention_over_training": (figures.attention_over_training(t["attention"], phases),
                                     "How each head splits attention between a, b and '=' as training goes on."),
     }
+    if t.get("clock_pizza") is not None and len(t["clock_pizza"]):
+        out["clock_pizza"] = (
+            figures.clock_pizza_measures(t["clock_pizza"], phases, run.config.attn_rate),
+            "Clock (Nanda et al.'s algorithm): gradient symmetricity near 0, distance irrelevance near 1. Pizza "
+            "(the operands' embeddings averaged): symmetricity near 1, irrelevance near 0 (Zhong et al. 2023).")
     if t.get("complexity") is not None:
         out["complexity_measures"] = (
             figures.complexity_panel(t["weights"], t["fourier"], t["complexity"], t.get("llc"), phases),
