@@ -400,7 +400,8 @@ def clock_pizza_measures(clock_pizza, phases: Phases | dict | None = None, attn_
                                  showlegend=False), i, 1)
         for algorithm, value in PAPER_CLOCK_PIZZA[name].items():
             fig.add_hline(y=value, line_dash="dot", line_color="#ef553b" if algorithm == "pizza" else "#00cc96",
-                          annotation_text=f"paper's {algorithm} {value:g}", annotation_position="top left", row=i, col=1)
+                          annotation_text=f"paper's {algorithm} {value:g}", annotation_position="top left", layer="below",
+                          row=i, col=1)
         fig.update_yaxes(range=[-0.05 if name == "distance_irrelevance" else -1.05, 1.05], row=i, col=1)
     fig.update_xaxes(title="step", row=len(names) or 1, col=1)
     rate = "" if attn_rate is None else f" (attention rate {attn_rate:g})"
