@@ -56,6 +56,12 @@ def _prime_factors(n: int) -> list[int]:
     return out + ([n] if n > 1 else [])
 
 
+def in_log_coordinates(operation: str, p: int) -> bool:
+    """Whether `group_view` reads this task in discrete-log coordinates: × and ÷ mod a prime. (× mod
+    a composite p has no cyclic group of units: it is read in tokens, with sign 0.)"""
+    return operation in LOG_SIGN and _is_prime(p)
+
+
 @functools.lru_cache(maxsize=32)
 def primitive_root(p: int) -> int:
     """The smallest generator g of Z_p^* (p prime): g^((p-1)/q) != 1 mod p for every prime q | p - 1."""
@@ -99,8 +105,8 @@ def group_view(inp: CheckpointOnGrid) -> CheckpointOnGrid:
     p − 1, sign +1 (mul) or −1 (div), coordinates "log" and generator g. W_out, params and the
     model are unchanged. Any other operation, or ``mul`` mod a composite p: ``inp`` itself.
     """
-    if inp.operation not in LOG_SIGN or inp.coordinates == "log" or not _is_prime(inp.p):
-        return inp  # (× mod a composite p: no cyclic group; read in tokens with sign 0, as before)
+    if inp.coordinates == "log" or not in_log_coordinates(inp.operation, inp.p):
+        return inp
     p = inp.p
     g = primitive_root(p)
     idx = powers(p, g)  # [n]: token at log coordinate i

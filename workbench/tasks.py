@@ -169,20 +169,17 @@ def make_split(n_examples: int, frac_train: float, seed: int, rule: str = "randp
 
 def group_order(operation: str, p: int) -> int:
     """The order of the group in whose coordinates the probes read the task: p, or p - 1 for
-    ``mul`` and ``div`` (the non-zero residues, in discrete-log coordinates; `probes.coordinates`)."""
+    ``mul`` and ``div`` mod a prime (the non-zero residues, in discrete-log coordinates;
+    `probes.coordinates.in_log_coordinates` decides, as it does for the probes' view)."""
+    from probes.coordinates import in_log_coordinates
+
     return p - 1 if in_log_coordinates(operation, p) else p
-
-
-def in_log_coordinates(operation: str, p: int) -> bool:
-    """Whether the probes read this task in discrete-log coordinates: × and ÷ mod a prime (× mod a
-    composite p has no such coordinates: the probes read its tokens, as for the polynomial tasks)."""
-    return operation in ("mul", "div") and is_prime(p)
 
 
 def coordinates_note(operation: str, p: int) -> str:
     """One line saying in which coordinates the Fourier probes read this task and what does not
     apply to it ("" for add, sub and the random table, which need no note)."""
-    from probes.coordinates import primitive_root
+    from probes.coordinates import in_log_coordinates, primitive_root
 
     if in_log_coordinates(operation, p):
         g = primitive_root(p)
