@@ -60,10 +60,10 @@ def n_frequencies(p: int) -> int:
     return p // 2
 
 
-def frequency_rows(p: int, k: int) -> slice:
+def frequency_rows(p: int, k: int) -> range:
     """The rows of frequency k >= 1 among the non-constant basis rows (basis rows 1 .. p-1, and
     the rows of `sum_direction_basis`): cos k and sin k, or the Nyquist cosine alone (k = p/2)."""
-    return slice(2 * (k - 1), min(2 * k, p - 1))
+    return range(2 * (k - 1), min(2 * k, p - 1))
 
 
 @functools.lru_cache(maxsize=16)

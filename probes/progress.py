@@ -62,7 +62,7 @@ def key_directions(p: int, sign: int, key_freqs: tuple[int, ...]) -> torch.Tenso
     less one if S holds the Nyquist frequency p/2 of an even p, which has no sine; cached, do not
     modify)."""
     basis = sum_direction_basis(p, sign)
-    rows = [i for k in key_freqs for i in range(p - 1)[frequency_rows(p, k)]]
+    rows = [i for k in key_freqs for i in frequency_rows(p, k)]
     return basis[rows] if rows else basis[:0]
 
 
@@ -110,7 +110,7 @@ def probe(inp: CheckpointOnGrid, key_freqs: tuple[int, ...], settings=None):
     ]
     start = 0
     for k in key_freqs:  # P_{k} uses k's rows of U (two, or one for a Nyquist frequency)
-        part = slice(start, start + len(range(p - 1)[frequency_rows(p, k)]))
+        part = slice(start, start + len(frequency_rows(p, k)))
         start = part.stop
         rows.append(("excluded_loss_k", k, _ce(L_train - Ut_train[:, part] @ UL[part], y_train)))
     rows.append(("test_restricted_ratio", None, rows[1][2] / rows[2][2]))

@@ -41,6 +41,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from probes.clock_pizza import MEASURES as CLOCK_PIZZA_MEASURES
 from probes.fourier import (
     NEURON_FRACTION_BINS,
     basis_names,
@@ -391,7 +392,7 @@ DISTANCE_IRRELEVANCE_SPLIT = 0.4  # their bands: [0, 0.4] pizza-like, [0.4, 1] c
 def clock_pizza_measures(clock_pizza, phases: Phases | dict | None = None, attn_rate: float | None = None) -> go.Figure:
     """Gradient symmetricity and distance irrelevance (`probes.clock_pizza`) against step, with the
     values Zhong et al. 2023 report for their pizza and clock as dotted lines."""
-    names = [m for m in PAPER_CLOCK_PIZZA if m in set(clock_pizza.measure)]
+    names = [m for m in CLOCK_PIZZA_MEASURES if m in set(clock_pizza.measure)]
     fig = make_subplots(rows=len(names) or 1, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=[m.replace("_", " ") for m in names])
     for i, name in enumerate(names, start=1):
