@@ -19,7 +19,7 @@ TRAIN_ARGS = $(if $(PRESET),--preset $(PRESET)) --device $(DEVICE) $(if $(EPOCHS
 
 help:  ## list targets
 	@echo "make setup                          create .venv and install everything (idempotent)"
-	@echo "make train RUN=name [PRESET=fast|mul|clock|pizza|nanda2023|tl-demo|smoke] [EPOCHS=N] [SET='lr=3e-3 p=97'] [DEVICE=auto|cpu|cuda]"
+	@echo "make train RUN=name [PRESET=fast|mul|clock|pizza|two-layer|nanda2023|tl-demo|smoke] [EPOCHS=N] [SET='lr=3e-3 p=97'] [DEVICE=auto|cpu|cuda]"
 	@echo "                                    train a run into checkpoints/<name>/ (re-run to resume;"
 	@echo "                                    FROM_CHECKPOINT=1 rebuilds a damaged resume state from the last checkpoint)"
 	@echo "make probe RUN=name [PROBES=fourier,progress,weights,attention,clock_pizza,complexity,llc] [STEPS=all|last|A:B] [ENGINE=factored|bridge] [SET='key_rule=wl'] [WORKERS=N]"

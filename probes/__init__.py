@@ -63,17 +63,17 @@ class ProbeSpec:
 REGISTRY: dict[str, ProbeSpec] = {
     spec.name: spec
     for spec in (
-        ProbeSpec("fourier", fourier.probe, 4, ("measure", "frequency", "bin"),
+        ProbeSpec("fourier", fourier.probe, 5, fourier.KEYS,
                   "Fourier norms, key frequencies, Gini, logit fit",
                   settings=("neuron_threshold", "min_cluster_frac", "norm_rel_threshold", "norm_min_share")),
         ProbeSpec("progress", progress.probe, 3, ("measure", "frequency"), "restricted and excluded loss"),
         ProbeSpec("weights", weights.probe, 2, ("param",), "sum of squared weights",
                   reads_activations=False, reads_key_freqs=False, in_group=False),
-        ProbeSpec("attention", attention.probe, 2, ("measure", "head"), "attention from '=' per head"),
+        ProbeSpec("attention", attention.probe, 3, ("measure", "layer", "head"), "attention from '=' per block and head"),
         ProbeSpec("clock_pizza", clock_pizza.probe, 1, ("measure",),
                   "gradient symmetricity and distance irrelevance (clock or pizza)", reads_key_freqs=False,
                   reads_model=True),
-        ProbeSpec("complexity", complexity.probe, 1, ("measure",),
+        ProbeSpec("complexity", complexity.probe, 2, ("measure",),
                   "active neuron fraction, weight entropy, parameter count", reads_key_freqs=False, in_group=False),
         ProbeSpec("llc", llc.probe, 3, ("measure",), "local learning coefficient (devinterp SGLD; opt-in, slow)",
                   reads_activations=False, reads_key_freqs=False, default=False, reads_model=True, parallel=True,

@@ -1,7 +1,8 @@
 """Attention from the "=" token: where each head looks, and how Fourier-shaped that is.
 
 Nanda et al. 2023 (Sec. 4.2) find the heads at "=" attend to a and b with a weight that is
-itself a periodic function of a and b at the key frequencies. For each head h:
+itself a periodic function of a and b at the key frequencies. For each head h of each block
+(``layer``; in a deeper model the ``=`` row of every block, read from its own ``hook_pattern``):
 
     to_a, to_b, to_eq  = mean over the task's inputs of pattern[h, "=", a | b | "="]
     key_explained      = fraction of the centred variance of the grid g(a, b) = pattern[h, "=", a]
@@ -10,7 +11,7 @@ itself a periodic function of a and b at the key frequencies. For each head h:
                          (G = F g F^T, the same grouping as `fourier.neuron_frequency_fractions`)
 
 Example:
-    >>> frame = probe(inp, key_freqs=(4, 17))   # rows: step, measure, head, value
+    >>> frame = probe(inp, key_freqs=(4, 17))   # rows: step, measure, layer, head, value
 """
 
 from __future__ import annotations
@@ -23,15 +24,17 @@ KEYS = ("a", "b", "eq")
 
 
 def probe(inp: CheckpointOnGrid, key_freqs: tuple[int, ...] = (), settings=None):
-    """Rows ``step, measure, head, value``: measure is to_a, to_b, to_eq or key_explained."""
-    pattern = inp.attention.double()  # [p, p, H, 3]
+    """Rows ``step, measure, layer, head, value``: measure is to_a, to_b, to_eq or key_explained,
+    for every head of every block (layer 0 the first)."""
     data = inp.data_mask
-    mean = pattern[data].mean(0)  # [H, 3]
-    fractions = neuron_frequency_fractions(pattern[..., 0])  # [K, H]: the grid of attention to a
     rows = []
-    for h in range(pattern.shape[2]):
-        for j, key in enumerate(KEYS):
-            rows.append((f"to_{key}", h, float(mean[h, j])))
-        explained = sum(float(fractions[k - 1, h]) for k in key_freqs) if key_freqs else 0.0
-        rows.append(("key_explained", h, explained))
-    return tidy(inp.step, rows, ("measure", "head"))
+    for layer, block in enumerate(inp.layers):
+        pattern = block.attention.double()  # [p, p, H, 3]
+        mean = pattern[data].mean(0)  # [H, 3]
+        fractions = neuron_frequency_fractions(pattern[..., 0])  # [K, H]: the grid of attention to a
+        for h in range(pattern.shape[2]):
+            for j, key in enumerate(KEYS):
+                rows.append((f"to_{key}", layer, h, float(mean[h, j])))
+            explained = sum(float(fractions[k - 1, h]) for k in key_freqs) if key_freqs else 0.0
+            rows.append(("key_explained", layer, h, explained))
+    return tidy(inp.step, rows, ("measure", "layer", "head"))

@@ -10,10 +10,11 @@ more inputs than the memorising ones) and the normalised weight entropy falls fr
 parameter count is reported too, as the flat reference line: it never moves (Curth et al.
 2023's point about double descent).
 
-    active_fraction  = mean over the task's inputs of  #{neurons i : act_i(a, b) > 0} / d_mlp
-                       (the last MLP's output activations at "="; for ReLU exactly the neurons
-                       that fire; 1 - active_fraction is the activation sparsity)
-    dead_fraction    = #{neurons i : act_i(a, b) <= 0 on every input} / d_mlp
+    active_fraction  = mean over the task's inputs of  #{neurons i : act_i(a, b) > 0} / N_mlp
+                       (the MLP output activations at "=" of every block, N_mlp = n_layers d_mlp
+                       neurons in all; for ReLU exactly the neurons that fire; 1 - active_fraction
+                       is the activation sparsity)
+    dead_fraction    = #{neurons i : act_i(a, b) <= 0 on every input} / N_mlp
     weight_entropy   = H(q) = -sum_i q_i log q_i,  q_i = |w_i| / sum_j |w_j|
                        over every trainable weight (natural log, nats)
     weight_entropy_norm = H(q) / log N   (1: all N magnitudes equal; 0: one weight holds all)
@@ -55,7 +56,8 @@ def weight_entropy(params: dict[str, torch.Tensor]) -> tuple[float, int]:
 
 def probe(inp: CheckpointOnGrid, key_freqs=(), settings=None):
     """Rows ``step, measure, value`` for each measure in `MEASURES`."""
-    active, dead = active_fractions(inp.neuron_acts[inp.data_mask])
+    acts = torch.cat([block.neuron_acts[inp.data_mask] for block in inp.layers], dim=1)  # [inputs, N_mlp]
+    active, dead = active_fractions(acts)
     entropy, count = weight_entropy(inp.params)
     values = {"active_fraction": active, "dead_fraction": dead, "weight_entropy": entropy,
               "weight_entropy_norm": entropy / math.log(count) if count > 1 else 0.0, "param_count": float(count)}

@@ -100,10 +100,10 @@ def group_view(inp: CheckpointOnGrid) -> CheckpointOnGrid:
     For ``mul`` and ``div`` (p prime, g = `primitive_root`): every grid axis is re-indexed by
     log coordinates, position i holding token g^i, and the tokens and class 0 are dropped:
     W_E [p-1, d] (row i = the embedding of g^i), W_U [d, p-1] (column k = the logit of g^k),
-    logits [n, n, n], neuron_acts [n, n, d_mlp], attention [n, n, H, 3] over (i, j), labels
-    (log_g of the answer, in Z_n), the split masks restricted to the group's inputs, p = n =
-    p − 1, sign +1 (mul) or −1 (div), coordinates "log" and generator g. W_out, params and the
-    model are unchanged. Any other operation, or ``mul`` mod a composite p: ``inp`` itself.
+    logits [n, n, n], neuron_acts [n, n, d_mlp] and attention [n, n, H, 3] over (i, j) (those of
+    every block), labels (log_g of the answer, in Z_n), the split masks restricted to the group's
+    inputs, p = n = p − 1, sign +1 (mul) or −1 (div), coordinates "log" and generator g. W_out,
+    params and the model are unchanged. Any other operation, or ``mul`` mod a composite p: ``inp`` itself.
     """
     if inp.coordinates == "log" or not in_log_coordinates(inp.operation, inp.p):
         return inp
@@ -122,4 +122,7 @@ def group_view(inp: CheckpointOnGrid) -> CheckpointOnGrid:
         logits=on_grid(inp.logits).index_select(2, idx), neuron_acts=on_grid(inp.neuron_acts),
         attention=on_grid(inp.attention), labels=logs[labels.clamp_min(0)].masked_fill(labels < 0, -1),
         train_mask=on_grid(inp.train_mask), test_mask=on_grid(inp.test_mask),
+        earlier_layers=tuple(dataclasses.replace(layer, neuron_acts=on_grid(layer.neuron_acts),
+                                                 attention=on_grid(layer.attention))
+                             for layer in inp.earlier_layers),
     )

@@ -301,62 +301,93 @@ def W_L(W_out: Float[Tensor, "d_mlp d_model"], W_U: Float[Tensor, "d_model p"]) 
     return W_out.double() @ W_U.double()
 
 
-def key_frequencies(inp: CheckpointOnGrid, settings: ProbeSettings, fractions=None, embed=None, wl=None) -> dict[str, list[int]]:
-    """The key frequencies of one checkpoint by each rule.
+def _layer_keys(fractions: Float[Tensor, "k n"], wl: Float[Tensor, " k1"], settings: ProbeSettings) -> dict[str, list[int]]:
+    """One block's key frequencies by the neurons rule (from its neurons' fractions) and the wl rule
+    (from the Fourier norms of its W_L)."""
+    clusters = neuron_clusters(fractions, settings.neuron_threshold)
+    sizes = torch.bincount(clusters, minlength=fractions.shape[0] + 1)
+    min_size = max(1, math.ceil(settings.min_cluster_frac * clusters.numel()))
+    return {"neurons": [k for k in range(1, sizes.numel()) if sizes[k] >= min_size],
+            "wl": key_frequencies_by_norm(wl, settings.norm_rel_threshold, settings.norm_min_share)}
+
+
+def key_frequencies(inp: CheckpointOnGrid, settings: ProbeSettings, fractions=None, embed=None, wl=None) -> dict:
+    """The key frequencies of one checkpoint by each rule, for the model and for each block.
 
     neurons: frequencies whose neuron cluster (neurons with >= ``neuron_threshold`` of their
-             variance in that frequency) holds >= ``min_cluster_frac`` of all neurons;
+             variance in that frequency) holds >= ``min_cluster_frac`` of the block's neurons;
     embed:   `key_frequencies_by_norm` of the embedding's Fourier norms;
-    wl:      `key_frequencies_by_norm` of W_L's Fourier norms (over the output logit axis).
+    wl:      `key_frequencies_by_norm` of the Fourier norms of the block's W_L = W_out W_U (over
+             the output logit axis: the block's neurons' direct effect on the logits).
+
+    Returns {"neurons": [...], "embed": [...], "wl": [...], "layers": [{"neurons": [...], "wl": [...]}
+    per block]}. The model's neurons and wl sets are the union over its blocks (a frequency is key if
+    some block computes with it); for one block they are that block's. ``fractions`` and ``wl``:
+    per block, as `neuron_frequency_fractions` and `frequency_norms` give them, if already computed.
     """
-    fractions = neuron_frequency_fractions(inp.neuron_acts) if fractions is None else fractions
-    clusters = neuron_clusters(fractions, settings.neuron_threshold)
-    sizes = torch.bincount(clusters, minlength=n_frequencies(inp.p) + 1)
-    min_size = max(1, math.ceil(settings.min_cluster_frac * clusters.numel()))
-    by_neurons = [k for k in range(1, sizes.numel()) if sizes[k] >= min_size]
+    layers = inp.layers
+    fractions = [neuron_frequency_fractions(b.neuron_acts) for b in layers] if fractions is None else fractions
+    wl = [frequency_norms(W_L(b.W_out, inp.W_U).T) for b in layers] if wl is None else wl
     embed = frequency_norms(inp.W_E) if embed is None else embed
-    wl = frequency_norms(W_L(inp.W_out, inp.W_U).T) if wl is None else wl
+    per_layer = [_layer_keys(f, n, settings) for f, n in zip(fractions, wl, strict=True)]
     return {
-        "neurons": by_neurons,
+        "neurons": sorted(set().union(*(keys["neurons"] for keys in per_layer))),
         "embed": key_frequencies_by_norm(embed, settings.norm_rel_threshold, settings.norm_min_share),
-        "wl": key_frequencies_by_norm(wl, settings.norm_rel_threshold, settings.norm_min_share),
+        "wl": sorted(set().union(*(keys["wl"] for keys in per_layer))),
+        "layers": per_layer,
     }
 
 
 def probe(inp: CheckpointOnGrid, key_freqs: tuple[int, ...], settings: ProbeSettings):
-    """Fourier measurements of one checkpoint as tidy rows ``step, measure, frequency, bin, value``.
+    """Fourier measurements of one checkpoint as tidy rows ``step, measure, layer, frequency, bin,
+    value``. Measures of one block carry its ``layer`` (0 = the first; a one-layer model has only
+    layer 0); measures of the whole model leave it empty.
 
     measure (key columns; the others are empty):
       embed_norm (frequency 0..K)  Fourier norm of W_E[:p] per frequency (0 = the constant term)
-      wl_norm (frequency 0..K)     Fourier norm of W_L = W_out W_U over the logit axis
-      embed_gini, wl_gini          Gini of the norms n_1..n_K (plain norms, constant excluded)
-      cluster_size (frequency k)   neurons whose best frequency k explains >= neuron_threshold of
-                                   their variance; the row with no frequency counts the rest
-                                   (the "unexplained" neurons)
-      neuron_fraction_hist (bin)   histogram of each neuron's best fraction: `NEURON_FRACTION_BINS`
-                                   equal bins over [0, 1], bin 0 first
-      key_<rule> (frequency k)     1 for each frequency this rule calls key at this checkpoint
+      embed_gini                   Gini of the embedding norms n_1..n_K (constant excluded)
+      key_embed (frequency k)      1 for each frequency the embed rule calls key
+    and for each block (layer):
+      wl_norm (frequency 0..K)     Fourier norm of the block's W_L = W_out W_U over the logit axis
+      wl_gini                      Gini of those norms n_1..n_K
+      cluster_size (frequency k)   the block's neurons whose best frequency k explains >=
+                                   neuron_threshold of their variance; the row with no frequency
+                                   counts the rest (the "unexplained" neurons)
+      neuron_fraction_hist (bin)   histogram of each of the block's neurons' best fraction:
+                                   `NEURON_FRACTION_BINS` equal bins over [0, 1], bin 0 first
+      key_neurons, key_wl (k)      1 for each frequency that rule calls key in this block (the
+                                   model's set is the union over blocks, `key_frequencies`)
+    and where the task is a +/- b in ``inp``'s coordinates (none for the polynomial tasks):
       logit_alpha (frequency k)    coefficient of cos(w_k(a +/- b - c)) in the logits, k = 1..K
       logit_explained (k)          fraction of centred logit variance that term carries
       logit_explained_key          the same summed over ``key_freqs``
     """
-    rows: list[tuple[str, int | None, int | None, float]] = []
+    rows: list[tuple[str, int | None, int | None, int | None, float]] = []
     embed = frequency_norms(inp.W_E)
-    wl = frequency_norms(W_L(inp.W_out, inp.W_U).T)
-    rows += [("embed_norm", k, None, float(v)) for k, v in enumerate(embed)]
-    rows += [("wl_norm", k, None, float(v)) for k, v in enumerate(wl)]
-    rows += [("embed_gini", None, None, gini(embed[1:])), ("wl_gini", None, None, gini(wl[1:]))]
-    fractions = neuron_frequency_fractions(inp.neuron_acts)
-    clusters = neuron_clusters(fractions, settings.neuron_threshold)
-    sizes = torch.bincount(clusters, minlength=n_frequencies(inp.p) + 1)
-    rows += [("cluster_size", k or None, None, float(v)) for k, v in enumerate(sizes)]
-    hist = torch.histc(fractions.max(dim=0).values.float(), bins=NEURON_FRACTION_BINS, min=0.0, max=1.0)
-    rows += [("neuron_fraction_hist", None, i, float(v)) for i, v in enumerate(hist)]
-    for rule, freqs in key_frequencies(inp, settings, fractions, embed, wl).items():
-        rows += [(f"key_{rule}", k, None, 1.0) for k in freqs]
+    rows += [("embed_norm", None, k, None, float(v)) for k, v in enumerate(embed)]
+    rows.append(("embed_gini", None, None, None, gini(embed[1:])))
+    fractions, wls = [], []
+    for layer, block in enumerate(inp.layers):
+        wl = frequency_norms(W_L(block.W_out, inp.W_U).T)
+        rows += [("wl_norm", layer, k, None, float(v)) for k, v in enumerate(wl)]
+        rows.append(("wl_gini", layer, None, None, gini(wl[1:])))
+        f = neuron_frequency_fractions(block.neuron_acts)
+        sizes = torch.bincount(neuron_clusters(f, settings.neuron_threshold), minlength=n_frequencies(inp.p) + 1)
+        rows += [("cluster_size", layer, k or None, None, float(v)) for k, v in enumerate(sizes)]
+        hist = torch.histc(f.max(dim=0).values.float(), bins=NEURON_FRACTION_BINS, min=0.0, max=1.0)
+        rows += [("neuron_fraction_hist", layer, None, i, float(v)) for i, v in enumerate(hist)]
+        fractions.append(f)
+        wls.append(wl)
+    keys = key_frequencies(inp, settings, fractions, embed, wls)
+    rows += [("key_embed", None, k, None, 1.0) for k in keys["embed"]]
+    for layer, per_rule in enumerate(keys["layers"]):
+        rows += [(f"key_{rule}", layer, k, None, 1.0) for rule, freqs in per_rule.items() for k in freqs]
     if inp.sign != 0:
         alpha, explained = logit_fit(inp.logits, inp.sign)
-        rows += [("logit_alpha", k + 1, None, float(v)) for k, v in enumerate(alpha)]
-        rows += [("logit_explained", k + 1, None, float(v)) for k, v in enumerate(explained)]
-        rows.append(("logit_explained_key", None, None, float(sum(explained[k - 1] for k in key_freqs))))
-    return tidy(inp.step, rows, ("measure", "frequency", "bin"))
+        rows += [("logit_alpha", None, k + 1, None, float(v)) for k, v in enumerate(alpha)]
+        rows += [("logit_explained", None, k + 1, None, float(v)) for k, v in enumerate(explained)]
+        rows.append(("logit_explained_key", None, None, None, float(sum(explained[k - 1] for k in key_freqs))))
+    return tidy(inp.step, rows, KEYS)
+
+
+KEYS = ("measure", "layer", "frequency", "bin")

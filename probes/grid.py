@@ -23,6 +23,17 @@ from jaxtyping import Bool, Float, Int
 
 
 @dataclass(frozen=True)
+class LayerOnGrid:
+    """One block of a checkpoint on the grid: neuron_acts [p, p, d_mlp] (its MLP's output
+    activations at ``=``), attention [p, p, n_heads, 3] (its pattern from ``=`` to a, b, ``=``),
+    W_out [d_mlp, d_model]."""
+
+    neuron_acts: Float[torch.Tensor, "p p d_mlp"]
+    attention: Float[torch.Tensor, "p p n_heads 3"]
+    W_out: Float[torch.Tensor, "d_mlp d_model"]
+
+
+@dataclass(frozen=True)
 class CheckpointOnGrid:
     """One checkpoint, evaluated on every (a, b).
 
@@ -40,7 +51,9 @@ class CheckpointOnGrid:
     module at this checkpoint (tokens [batch, 3] -> logits at ``=`` [batch, p]; ``embed(tokens)``
     [batch, 3, d_model] and ``from_embeddings(x)`` split that call at the token embeddings; the
     parameters the run trained have ``requires_grad``), else None. It always takes tokens, also in
-    log coordinates.
+    log coordinates. earlier_layers: the blocks before the last (`LayerOnGrid`, in order; empty
+    for one layer); `layers` lists every block, the last one built from neuron_acts, attention and
+    W_out.
     """
 
     step: int
@@ -60,6 +73,12 @@ class CheckpointOnGrid:
     operation: str = "add"
     coordinates: str = "token"
     generator: int | None = None
+    earlier_layers: tuple[LayerOnGrid, ...] = ()
+
+    @property
+    def layers(self) -> tuple[LayerOnGrid, ...]:
+        """Every block, first to last."""
+        return (*self.earlier_layers, LayerOnGrid(self.neuron_acts, self.attention, self.W_out))
 
     @property
     def data_mask(self) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """The tidy table every probe returns: one row per observation, ``step, <keys...>, value``.
 
 A key column holds one kind of thing: ``frequency`` is a frequency k (0 being the constant
-term), ``bin`` a histogram bin, ``head`` an attention head. Where a key does not apply to a
+term), ``bin`` a histogram bin, ``layer`` a block (0 the first), ``head`` an attention head. Where a key does not apply to a
 measure (the Gini coefficient has no frequency) the cell is missing (``<NA>``, empty in the
 CSV), never a stand-in number. Integer keys use pandas' nullable ``Int64`` so they stay
 integers through a CSV round trip.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-INTEGER_KEYS = ("frequency", "bin", "head")
+INTEGER_KEYS = ("layer", "frequency", "bin", "head")
 
 
 def tidy(step: int, rows: Sequence[tuple], keys: Sequence[str]):

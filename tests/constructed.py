@@ -188,3 +188,36 @@ def pizza_weights(cfg: RunConfig, freqs: tuple[int, ...]) -> dict[str, torch.Ten
     W_U[:, R:] = torch.eye(p, **f64)
     W["unembed.weight"], W["unembed.bias"] = W_U, torch.zeros(p, **f64)
     return {k: v.float() for k, v in W.items()}
+
+
+def split_over_layers(cfg: RunConfig, weights: dict[str, torch.Tensor], freqs: tuple[int, ...],
+                      layer_of: dict[int, int]) -> tuple[RunConfig, dict[str, torch.Tensor]]:
+    """The constructed clock above (``cfg``, ``weights``: one layer, frequencies ``freqs``) as a
+    two-layer model whose neurons of frequency k sit in block ``layer_of[k]``.
+
+    Block 0 keeps the attention (it copies e(a), e(b) into A and B); block 1's attention weights
+    are zero (uniform attention whose output is zero: a pass-through). Each block's MLP holds the
+    neurons of its own frequencies (the other rows of W_in and columns of W_out zero: dead
+    neurons); block 1's neurons read A and B only, which block 0's MLP (writing to R) leaves alone.
+    So the logits are the one-layer model's, up to float32 rounding of a sum split in two.
+    Known answer: block l's key frequencies are {k : layer_of[k] = l}, by the neurons and the W_L
+    rule; the model's are all of ``freqs``; block 0's heads attend to a and b, block 1's uniformly.
+    """
+    import dataclasses
+
+    deep = dataclasses.replace(cfg, n_layers=2)
+    per_freq = cfg.d_mlp // len(freqs)  # constructed_weights builds its neurons frequency by frequency
+    out = {k: v.clone() for k, v in weights.items() if not k.startswith("blocks.")}
+    for name, value in weights.items():
+        if name.startswith("blocks.0.attn."):
+            out[name] = value.clone()
+            out[name.replace("blocks.0.", "blocks.1.")] = torch.zeros_like(value)
+    for layer in (0, 1):
+        mine = torch.zeros(cfg.d_mlp, dtype=torch.bool)
+        for i, k in enumerate(freqs):
+            mine[i * per_freq:(i + 1) * per_freq] = layer_of[k] == layer
+        out[f"blocks.{layer}.mlp.in.weight"] = weights["blocks.0.mlp.in.weight"] * mine[:, None]
+        out[f"blocks.{layer}.mlp.in.bias"] = weights["blocks.0.mlp.in.bias"] * mine
+        out[f"blocks.{layer}.mlp.out.weight"] = weights["blocks.0.mlp.out.weight"] * mine[None, :]
+        out[f"blocks.{layer}.mlp.out.bias"] = weights["blocks.0.mlp.out.bias"] * (layer == 0)
+    return deep, out

@@ -141,7 +141,8 @@ def test_constructed_log_circuit_is_recovered_exactly(runs_root, operation):
     assert "discrete-log coordinates" in report.summary()
     # the same checkpoint read in token coordinates shows no Fourier structure at all
     token = workbench.evaluate_on_grid(run, 0, coordinates="token")
-    assert key_frequencies(token, ProbeSettings()) == {"neurons": [], "embed": [], "wl": []}
+    assert key_frequencies(token, ProbeSettings()) == {"neurons": [], "embed": [], "wl": [],
+                                                       "layers": [{"neurons": [], "wl": []}]}
     with pytest.raises(ValueError, match="token coordinates"):
         from probes.llc import answer_input_ids
 

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 from probes import CheckpointOnGrid, group_view
+from probes.grid import LayerOnGrid
 from workbench import model, store
 from workbench.model import DEFAULT_ENGINE, check_engine
 from workbench.tasks import make_grid
@@ -48,6 +49,11 @@ class GridEvaluator:
             attention=acts["attention"].reshape(p, p, cfg.n_heads, 3),
             labels=grid.labels, train_mask=grid.train, test_mask=grid.test,
             model=model.trainable_module(cfg, weights) if self.with_model else None,
+            earlier_layers=tuple(
+                LayerOnGrid(neuron_acts=block["neuron_acts"].reshape(p, p, -1),
+                            attention=block["attention"].reshape(p, p, cfg.n_heads, 3),
+                            W_out=model.W_out(weights, layer))
+                for layer, block in enumerate(acts["earlier"])),
         )
 
 

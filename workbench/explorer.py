@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from workbench import figures, store
+from workbench.errors import UsageError
 from workbench.evaluate import evaluate_on_grid
 from workbench.runner import ProbeResults, probe
 
@@ -88,10 +89,10 @@ def explore(run: store.Run | str, results: ProbeResults | None = None, root=None
 
 
 def attention_view(run: store.Run | str, step: int | None = None, a: int | None = None, b: int | None = None,
-                   root=None):
-    """circuitsvis attention patterns (every head) of checkpoint ``step`` (default: the last) on the
-    input ``a b =`` (default: the first test input), read from the bridge's own hook: an
-    `OfflineView`, which renders with no network."""
+                   root=None, layer: int | None = None):
+    """circuitsvis attention patterns (every head of block ``layer``, default the last) of
+    checkpoint ``step`` (default: the last) on the input ``a b =`` (default: the first test
+    input), read from the bridge's own hook: an `OfflineView`, which renders with no network."""
     import torch
 
     from workbench import circuitsvis_html, model
@@ -101,5 +102,7 @@ def attention_view(run: store.Run | str, step: int | None = None, a: int | None 
     if a is None or b is None:
         a, b, _ = run.dataset.tokens[run.split.test[0]].tolist()
     tokens = torch.tensor([[a, b, run.config.p]])
-    patterns = model.attention_patterns(model.load_bridge(run, step), run.config, tokens)  # [1, heads, 3, 3]
+    if layer is not None and not 0 <= layer < run.config.n_layers:
+        raise UsageError(f"layer {layer} does not exist; run {run.name!r} has layers 0..{run.config.n_layers - 1}")
+    patterns = model.attention_patterns(model.load_bridge(run, step), run.config, tokens, layer)  # [1, heads, 3, 3]
     return circuitsvis_html.attention_patterns([f"a={a}", f"b={b}", "="], patterns[0])

@@ -19,6 +19,9 @@ draw the neuron clusters take the ``threshold`` the run was probed with.
     logit_spectrum(inp)                                  2-D Fourier spectrum of the logits over (a, b)
     attention_grids(inp)                                 attention from "=" to a, per head, over (a, b)
     attention_over_training(attention, phases)           attention to a / b / "=" per head
+
+The per-block figures (neuron grids, fraction histogram, cluster sizes, W_L, attention, the W_L
+Gini) show every block of a deeper model: a panel row, a bar group or a line per layer.
     llc_curve(llc, metrics, phases)                      λ̂ with its spread over chains, beside the
                                                          train/test loss; unhealthy estimates marked
     llc_trace(estimate)                                  SGLD loss trace per chain (burn-in shaded):
@@ -70,6 +73,23 @@ def _measure(table, measure: str):
     if "frequency" in rows:
         rows = rows[rows.frequency.isna()]
     return rows.sort_values("step")
+
+
+def _layers(table) -> list:
+    """The blocks a per-layer table has rows for ([None] for a table without a layer column)."""
+    if "layer" not in table:
+        return [None]
+    return sorted(int(v) for v in table["layer"].dropna().unique())
+
+
+def _in_layer(table, layer):
+    """The rows of one block (all rows when ``layer`` is None)."""
+    return table if layer is None else table[table["layer"] == layer]
+
+
+def _layer_name(layer, layers: list) -> str:
+    """" (layer l)" when the model has more than one block, else nothing."""
+    return f" (layer {layer})" if len(layers) > 1 else ""
 
 
 def _phase_steps(phases: Phases | dict | None) -> dict[str, int | None] | None:
@@ -143,9 +163,13 @@ def progress_measures(progress, weights, fourier, phases: dict | None = None) ->
     fig.add_trace(go.Scatter(x=ratio.step, y=ratio.value, name="test / restricted", line_color="#ffa15a"), 2, 1)
     total = weights[weights.param == "total"].sort_values("step")
     fig.add_trace(go.Scatter(x=total.step, y=total.value, name="sum of squared weights", line_color="#19d3f3"), 3, 1)
-    for measure, name, colour in (("embed_gini", "Gini W_E", "#ff6692"), ("wl_gini", "Gini W_L", "#b6e880")):
-        rows = _measure(fourier, measure)
-        fig.add_trace(go.Scatter(x=rows.step, y=rows.value, name=name, line_color=colour), 4, 1)
+    rows = _measure(fourier, "embed_gini")
+    fig.add_trace(go.Scatter(x=rows.step, y=rows.value, name="Gini W_E", line_color="#ff6692"), 4, 1)
+    layers = _layers(fourier[fourier.measure == "wl_gini"])
+    for layer, colour in zip(layers, ("#b6e880", "#2ca02c", "#17becf", "#bcbd22"), strict=False):
+        rows = _measure(_in_layer(fourier, layer), "wl_gini")
+        fig.add_trace(go.Scatter(x=rows.step, y=rows.value, name="Gini W_L" + _layer_name(layer, layers),
+                                 line_color=colour), 4, 1)
     fig.update_yaxes(type="log", row=1, col=1)
     fig.update_yaxes(type="log", row=2, col=1)
     fig.update_xaxes(title="step", row=4, col=1)
@@ -226,24 +250,30 @@ def _grid_axes(inp) -> tuple[str, str]:
 
 
 def neuron_grids(inp, key_freqs, threshold: float = NEURON_THRESHOLD, per_cluster: int = 2) -> go.Figure:
-    """MLP activations at "=" over the (a, b) grid for the most-explained neurons of each cluster."""
-    fractions = neuron_frequency_fractions(inp.neuron_acts)
-    clusters = neuron_clusters(fractions, threshold)
-    chosen = []
-    for k in list(key_freqs) or sorted(set(clusters.tolist()) - {0}):
-        members = torch.nonzero(clusters == k).flatten()
-        if len(members):
-            best = fractions[k - 1, members].argsort(descending=True)[:per_cluster]
-            chosen += [(k, int(members[i])) for i in best]
-    if not chosen:  # no clusters: show the highest-variance neurons
-        top = inp.neuron_acts.reshape(-1, inp.neuron_acts.shape[-1]).var(0).argsort(descending=True)[:4]
-        chosen = [(0, int(n)) for n in top]
+    """MLP activations at "=" over the (a, b) grid for the most-explained neurons of each cluster,
+    in every block (a deeper model: each block's clusters, titled by layer)."""
+    layers = list(range(len(inp.layers)))
+    chosen = []  # (layer, k, neuron)
+    for layer, block in enumerate(inp.layers):
+        fractions = neuron_frequency_fractions(block.neuron_acts)
+        clusters = neuron_clusters(fractions, threshold)
+        for k in list(key_freqs) or sorted(set(clusters.tolist()) - {0}):
+            members = torch.nonzero(clusters == k).flatten()
+            if len(members):
+                best = fractions[k - 1, members].argsort(descending=True)[:per_cluster]
+                chosen += [(layer, k, int(members[i])) for i in best]
+    if not chosen:  # no clusters: show the highest-variance neurons of the last block
+        acts = inp.neuron_acts
+        top = acts.reshape(-1, acts.shape[-1]).var(0).argsort(descending=True)[:4]
+        chosen = [(layers[-1], 0, int(n)) for n in top]
     cols = min(4, len(chosen))
     nrows = (len(chosen) + cols - 1) // cols
     fig = make_subplots(rows=nrows, cols=cols, subplot_titles=[
-        f"neuron {n}" + (f" (k = {k})" if k else "") for k, n in chosen])
-    for i, (_, n) in enumerate(chosen):
-        fig.add_trace(go.Heatmap(z=inp.neuron_acts[..., n].numpy(), coloraxis="coloraxis"), i // cols + 1, i % cols + 1)
+        (f"L{layer} " if len(layers) > 1 else "") + f"neuron {n}" + (f" (k = {k})" if k else "")
+        for layer, k, n in chosen])
+    for i, (layer, _, n) in enumerate(chosen):
+        fig.add_trace(go.Heatmap(z=inp.layers[layer].neuron_acts[..., n].numpy(), coloraxis="coloraxis"),
+                      i // cols + 1, i % cols + 1)
     fig.update_layout(coloraxis={"colorscale": "RdBu", "colorbar_title": "act"})
     a, b = _grid_axes(inp)
     fig.update_xaxes(title=b)
@@ -252,11 +282,17 @@ def neuron_grids(inp, key_freqs, threshold: float = NEURON_THRESHOLD, per_cluste
 
 
 def neuron_fraction_histogram(fourier, step: int, threshold: float = NEURON_THRESHOLD) -> go.Figure:
-    """Histogram of each neuron's largest single-frequency fraction of variance, with the cut-off."""
-    rows = fourier[(fourier.measure == "neuron_fraction_hist") & (fourier.step == step)].sort_values("bin")
+    """Histogram of each neuron's largest single-frequency fraction of variance, with the cut-off
+    (one set of bars per block in a deeper model)."""
+    at = fourier[(fourier.measure == "neuron_fraction_hist") & (fourier.step == step)]
+    layers = _layers(at)
     width = 1.0 / NEURON_FRACTION_BINS
-    centres = (rows["bin"].astype(float) + 0.5) * width
-    fig = go.Figure(go.Bar(x=centres, y=rows.value, width=width, marker_color="#636efa"))
+    fig = go.Figure()
+    for layer in layers:
+        rows = _in_layer(at, layer).sort_values("bin")
+        fig.add_trace(go.Bar(x=(rows["bin"].astype(float) + 0.5) * width, y=rows.value, name=f"layer {layer}",
+                             showlegend=len(layers) > 1))
+    fig.update_layout(barmode="group")
     fig.add_vline(x=threshold, line_dash="dash", annotation_text=f"{threshold:g}")
     fig.update_xaxes(title="fraction of variance explained by the best frequency", range=[0, 1])
     fig.update_yaxes(title="neurons")
@@ -264,25 +300,36 @@ def neuron_fraction_histogram(fourier, step: int, threshold: float = NEURON_THRE
 
 
 def cluster_sizes(fourier, step: int) -> go.Figure:
-    """Neurons per frequency cluster; the row with no frequency is the unexplained neurons."""
+    """Neurons per frequency cluster, per block; the row with no frequency is the unexplained neurons."""
     import pandas as pd
 
-    rows = fourier[(fourier.measure == "cluster_size") & (fourier.step == step) & (fourier.value > 0)]
-    labels = ["unexplained" if pd.isna(k) else f"k = {int(k)}" for k in rows.frequency]
-    fig = go.Figure(go.Bar(x=labels, y=rows.value, marker_color="#00cc96"))
+    at = fourier[(fourier.measure == "cluster_size") & (fourier.step == step)]
+    layers = _layers(at)
+    fig = go.Figure()
+    for layer in layers:
+        rows = _in_layer(at, layer)
+        rows = rows[rows.value > 0]
+        labels = ["unexplained" if pd.isna(k) else f"k = {int(k)}" for k in rows.frequency]
+        fig.add_trace(go.Bar(x=labels, y=rows.value, name=f"layer {layer}", showlegend=len(layers) > 1))
+    fig.update_layout(barmode="group")
     fig.update_yaxes(title="neurons")
     return _style(fig, f"Neuron clusters at step {step}")
 
 
 def wl_fourier(inp, threshold: float = NEURON_THRESHOLD) -> go.Figure:
-    """|W_L F^T|: each neuron's direct logit effect in the Fourier basis; neurons sorted by cluster."""
-    wl = inp.W_out.double() @ inp.W_U.double()  # [d_mlp, p]
-    coeff = wl @ fourier_basis(inp.p).T
-    order = neuron_clusters(neuron_frequency_fractions(inp.neuron_acts), threshold).argsort(stable=True)
-    fig = go.Figure(go.Heatmap(z=coeff[order].abs().numpy(), x=basis_names(inp.p), colorscale="Blues",
-                               colorbar_title="|coef|"))
+    """|W_L F^T|: each neuron's direct logit effect in the Fourier basis; neurons sorted by cluster
+    (one panel per block)."""
+    layers = inp.layers
+    fig = make_subplots(rows=1, cols=len(layers), shared_yaxes=True,
+                        subplot_titles=[f"layer {i}" for i in range(len(layers))] if len(layers) > 1 else None)
+    for i, block in enumerate(layers):
+        wl = block.W_out.double() @ inp.W_U.double()  # [d_mlp, p]
+        coeff = wl @ fourier_basis(inp.p).T
+        order = neuron_clusters(neuron_frequency_fractions(block.neuron_acts), threshold).argsort(stable=True)
+        fig.add_trace(go.Heatmap(z=coeff[order].abs().numpy(), x=basis_names(inp.p), coloraxis="coloraxis"), 1, i + 1)
+    fig.update_layout(coloraxis={"colorscale": "Blues", "colorbar_title": "|coef|"})
     fig.update_xaxes(title="Fourier component of the logit axis")
-    fig.update_yaxes(title="neuron (sorted by cluster)")
+    fig.update_yaxes(title="neuron (sorted by cluster)", col=1)
     return _style(fig, f"W_L = W_out W_U in the Fourier basis (step {inp.step})", height=520)
 
 
@@ -298,32 +345,41 @@ def logit_spectrum(inp) -> go.Figure:
 
 
 def attention_grids(inp) -> go.Figure:
-    """Attention from "=" to a for each head, over the (a, b) grid."""
+    """Attention from "=" to a for each head over the (a, b) grid: one row per block."""
+    layers = inp.layers
     H = inp.attention.shape[2]
-    fig = make_subplots(rows=1, cols=H, subplot_titles=[f"head {h}" for h in range(H)])
-    for h in range(H):
-        fig.add_trace(go.Heatmap(z=inp.attention[:, :, h, 0].numpy(), coloraxis="coloraxis"), 1, h + 1)
+    many = len(layers) > 1
+    fig = make_subplots(rows=len(layers), cols=H, subplot_titles=[
+        (f"layer {layer} " if many else "") + f"head {h}" for layer in range(len(layers)) for h in range(H)])
+    for layer, block in enumerate(layers):
+        for h in range(H):
+            fig.add_trace(go.Heatmap(z=block.attention[:, :, h, 0].numpy(), coloraxis="coloraxis"), layer + 1, h + 1)
     fig.update_layout(coloraxis={"colorscale": "Viridis", "cmin": 0, "cmax": 1, "colorbar_title": "attn"})
     a, b = _grid_axes(inp)
     fig.update_xaxes(title=b)
     fig.update_yaxes(title=a, autorange="reversed")
-    return _style(fig, f'Attention from "=" to a over ({a}, {b}) (step {inp.step})', height=340)
+    return _style(fig, f'Attention from "=" to a over ({a}, {b}) (step {inp.step})', height=300 * len(layers) + 40)
 
 
 def attention_over_training(attention, phases: dict | None = None) -> go.Figure:
-    """Mean attention from "=" to a, b and "=" per head against step."""
+    """Mean attention from "=" to a, b and "=" per head against step: one row per block."""
     heads = sorted(attention["head"].unique())
-    fig = make_subplots(rows=1, cols=len(heads), shared_yaxes=True, subplot_titles=[f"head {h}" for h in heads])
+    layers = _layers(attention)
+    fig = make_subplots(rows=len(layers), cols=len(heads), shared_yaxes=True, subplot_titles=[
+        (f"layer {layer} " if len(layers) > 1 else "") + f"head {h}" for layer in layers for h in heads])
     colours = {"to_a": "#636efa", "to_b": "#ef553b", "to_eq": "#00cc96"}
-    for i, h in enumerate(heads):
-        for measure, colour in colours.items():
-            rows = attention[(attention["head"] == h) & (attention.measure == measure)].sort_values("step")
-            fig.add_trace(go.Scatter(x=rows.step, y=rows.value, name=measure.replace("to_eq", "to =").replace("_", " "),
-                                     line_color=colour, showlegend=i == 0), 1, i + 1)
+    for r, layer in enumerate(layers):
+        block = _in_layer(attention, layer)
+        for i, h in enumerate(heads):
+            for measure, colour in colours.items():
+                rows = block[(block["head"] == h) & (block.measure == measure)].sort_values("step")
+                fig.add_trace(go.Scatter(x=rows.step, y=rows.value, name=measure.replace("to_eq", "to =").replace("_", " "),
+                                         line_color=colour, showlegend=i == 0 and r == 0), r + 1, i + 1)
     fig.update_yaxes(range=[0, 1])
     fig.update_xaxes(title="step")
-    _style(fig, 'Attention from "=" over training', height=360)
-    return add_phase_bands(fig, phases, int(attention.step.max()) if len(attention) else 0, cols=len(heads))
+    _style(fig, 'Attention from "=" over training', height=300 * len(layers) + 60)
+    return add_phase_bands(fig, phases, int(attention.step.max()) if len(attention) else 0, rows=len(layers),
+                           cols=len(heads))
 
 
 def _llc_by_step(llc):

@@ -287,16 +287,21 @@ def misfit_weights(cfg: RunConfig, weights: dict[str, torch.Tensor]) -> str | No
 
 def probe_weights(cfg: RunConfig, weights: dict[str, torch.Tensor]) -> dict:
     """The matrices the probes read, in the papers' (TransformerLens) orientation:
-    W_E [p, d_model] (number tokens only), W_out [d_mlp, d_model] and W_U [d_model, p] of the last
-    block, and params: every tensor the run trains, by name (`trainable_names`: not the fixed
+    W_E [p, d_model] (number tokens only), W_out [d_mlp, d_model] of the last block (`W_out`
+    gives any block's), W_U [d_model, p], and params: every tensor the run trains, by name (`trainable_names`: not the fixed
     zero unembedding bias, nor the biases of a run that freezes them)."""
     last = cfg.n_layers - 1
     return {
         "W_E": weights[EMBED][: cfg.p],
-        "W_out": weights[block_key(last, "mlp.out.weight")].T,
+        "W_out": W_out(weights, last),
         "W_U": weights[UNEMBED].T,
         "params": {k: weights[k] for k in trainable_names(cfg)},
     }
+
+
+def W_out(weights: dict[str, torch.Tensor], layer: int) -> torch.Tensor:
+    """[d_mlp, d_model]: block ``layer``'s MLP output matrix in the papers' orientation."""
+    return weights[block_key(layer, "mlp.out.weight")].T
 
 
 def trainable_names(cfg: RunConfig) -> list[str]:
@@ -369,14 +374,16 @@ class FastTransformer(nn.Module):
             record["neuron_acts"] = hidden[:, -1]
         return self._linear(hidden, block_key(layer, "mlp.out"))
 
-    def activations(self, tokens: Int[Tensor, "n 3"]) -> dict[str, torch.Tensor]:
+    def activations(self, tokens: Int[Tensor, "n 3"]) -> dict:
         """What the probes read, at the ``=`` position, computed with the same operations as the
         bridge (equal to its ``run_with_cache`` values; tested) but only where they are needed:
         logits [n, p], neuron_acts [n, d_mlp] (last block ``mlp.hook_post``), attention
-        [n, n_heads, 3] (last block ``attn.hook_pattern`` row of ``=``)."""
-        record: dict[str, torch.Tensor] = {}
+        [n, n_heads, 3] (last block ``attn.hook_pattern`` row of ``=``), and ``earlier``: for each
+        block before the last, in order, a dict of its own neuron_acts and attention."""
+        record: dict = {}
         with torch.no_grad():
             record["logits"] = self.forward(tokens, record)
+        record.setdefault("earlier", [])
         return record
 
     def forward(self, tokens: Int[Tensor, "batch 3"], record: dict | None = None) -> Float[Tensor, "batch p"]:
@@ -404,7 +411,10 @@ class FastTransformer(nn.Module):
             v = self._linear(resid, block_key(layer, "attn.v"))
             if last:
                 resid = resid[:, -1:]
-            rec = record if last else None
+            rec = record
+            if record is not None and not last:  # earlier blocks: their own record, at "=" as the last's
+                rec = {}
+                record.setdefault("earlier", []).append(rec)
             resid = resid + self._attend(layer, q, k, v, last_only=last, record=rec)
             resid = resid + self._mlp(layer, resid, record=rec)
         return F.linear(resid[:, -1], self.w(UNEMBED), self.w(UNEMBED_BIAS))
@@ -433,14 +443,15 @@ def load_bridge(run: Run, step: int | None = None, device: str | torch.device = 
     return build_bridge(run.config, run.weights(step), device=device)
 
 
-def pattern_hook(cfg: RunConfig) -> str:
-    """The hook holding the last block's attention pattern [batch, heads, query, key]."""
-    return f"blocks.{cfg.n_layers - 1}.attn.hook_pattern"
+def pattern_hook(cfg: RunConfig, layer: int | None = None) -> str:
+    """The hook holding block ``layer``'s attention pattern [batch, heads, query, key] (default: the last block's)."""
+    return f"blocks.{cfg.n_layers - 1 if layer is None else layer}.attn.hook_pattern"
 
 
-def attention_patterns(bridge, cfg: RunConfig, tokens: Int[Tensor, "n 3"]) -> Float[Tensor, "n heads 3 3"]:
-    """The last block's full attention pattern on ``tokens``, from the bridge's own hook."""
-    hook = pattern_hook(cfg)
+def attention_patterns(bridge, cfg: RunConfig, tokens: Int[Tensor, "n 3"], layer: int | None = None
+                       ) -> Float[Tensor, "n heads 3 3"]:
+    """Block ``layer``'s (default: the last block's) full attention pattern on ``tokens``, from the bridge's own hook."""
+    hook = pattern_hook(cfg, layer)
     with torch.no_grad():
         _, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n == hook)
     return cache[hook]
@@ -463,9 +474,10 @@ def grid_activations(
     engine: str = DEFAULT_ENGINE,
     workspace: dict | None = None,
     bridge=None,
-) -> dict[str, torch.Tensor]:
+) -> dict:
     """What the probes read on ``tokens`` (the full grid, `tasks.grid_tokens`) by one engine:
-    logits [n, p], neuron_acts [n, d_mlp], attention [n, n_heads, 3], all at ``=`` (last block).
+    logits [n, p], neuron_acts [n, d_mlp], attention [n, n_heads, 3], all at ``=`` (last block),
+    and ``earlier``: a dict of neuron_acts and attention for each block before the last.
 
     ``factored``: `factored_grid_activations` for one layer (``workspace`` reuses its buffers),
     `FastTransformer.activations` for deeper models; ``bridge``: `bridge_activations` on
@@ -483,24 +495,23 @@ def grid_activations(
     return bridge_activations(bridge, cfg, tokens)
 
 
-def bridge_activations(bridge, cfg: RunConfig, tokens: Int[Tensor, "n 3"]) -> dict[str, torch.Tensor]:
+def bridge_activations(bridge, cfg: RunConfig, tokens: Int[Tensor, "n 3"]) -> dict:
     """One ``run_with_cache`` over ``tokens`` [n, 3]; what the probes read, at the ``=`` position.
     (`FastTransformer.activations` returns the same tensors in ~0.4x the time, `make bench`.)
 
     Returns logits [n, p], neuron_acts [n, d_mlp] (last block ``mlp.hook_post``), attention
-    [n, n_heads, 3] (last block ``attn.hook_pattern`` row of ``=``).
+    [n, n_heads, 3] (last block ``attn.hook_pattern`` row of ``=``), and ``earlier``: the same two
+    for each block before the last, in order (as `FastTransformer.activations`).
     """
-    last = cfg.n_layers - 1
-    names = {
-        "neuron_acts": f"blocks.{last}.mlp.hook_post",
-        "attention": pattern_hook(cfg),
-    }
+    acts = [f"blocks.{layer}.mlp.hook_post" for layer in range(cfg.n_layers)]
+    patterns = [f"blocks.{layer}.attn.hook_pattern" for layer in range(cfg.n_layers)]
+    wanted = set(acts + patterns)
     with torch.no_grad():
-        logits, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n in names.values())
+        logits, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n in wanted)
     # clone the "=" slices so the full [n, 3, ...] cache tensors can be freed at once
-    out = {key: cache[name][:, -1].clone() for key, name in names.items() if key != "attention"}
-    out["attention"] = cache[names["attention"]][:, :, -1, :].clone()
-    out["logits"] = logits[:, -1].clone()
+    blocks = [{"neuron_acts": cache[a][:, -1].clone(), "attention": cache[h][:, :, -1, :].clone()}
+              for a, h in zip(acts, patterns, strict=True)]
+    out = {"logits": logits[:, -1].clone(), **blocks[-1], "earlier": blocks[:-1]}
     del logits, cache
     return out
 
@@ -517,7 +528,7 @@ def _buffer(workspace: dict | None, name: str, shape: tuple[int, ...]) -> torch.
 
 def factored_grid_activations(
     cfg: RunConfig, weights: dict[str, torch.Tensor], workspace: dict | None = None
-) -> dict[str, torch.Tensor]:
+) -> dict:
     """What the probes read over the whole (a, b) grid of a one-layer model, computed by
     factoring the forward pass instead of running it p^2 times.
 
@@ -538,7 +549,7 @@ def factored_grid_activations(
     (summation order differs; tested to 1e-5 relative), not bit for bit as `FastTransformer`.
 
     Returns logits [p^2, p], neuron_acts [p^2, d_mlp], attention [p^2, n_heads, 3], rows in
-    (a, b) row-major order (index a * p + b).
+    (a, b) row-major order (index a * p + b), and ``earlier`` [] (one block: none before it).
 
     ``workspace``: a dict the caller keeps between calls; the large outputs and temporaries are
     written into tensors kept there instead of fresh allocations (a checkpoint loop then touches
@@ -586,4 +597,5 @@ def factored_grid_activations(
         W_U = w[UNEMBED]
         logits = torch.mm(acts, (W_U @ blk("mlp.out.weight")).T, out=_buffer(workspace, "logits", (p * p, p)))
         logits += (resid_mid.reshape(p * p, -1) + blk("mlp.out.bias")) @ W_U.T + w[UNEMBED_BIAS]
-    return {"logits": logits, "neuron_acts": acts, "attention": rated_pattern(pattern[..., None, :], rate).reshape(p * p, H, 3)}
+    return {"logits": logits, "neuron_acts": acts, "attention": rated_pattern(pattern[..., None, :], rate).reshape(p * p, H, 3),
+            "earlier": []}

@@ -146,14 +146,18 @@ def _circuitsvis_section(run: store.Run, steps: list[int], phase_steps: dict[str
     symbol = {"add": "+", "sub": "-", "mul": "*", "div": "/"}.get(cfg.operation)
     parts = [circuitsvis_html.bundle_script()]
     for label, step in story_steps(steps, phase_steps).items():
-        patterns = model.attention_patterns(model.load_bridge(run, step), cfg, tokens)
-        parts.append(f"<h3>{html.escape(label)}: step {step}</h3><div class='cv-row'>")
-        for j, (a, b, _) in enumerate(tokens.tolist()):
-            text = f"{a} {symbol} {b}" if symbol else f"{cfg.operation}({a}, {b})"
-            parts.append(f"<div class='cv-cell'><p>{html.escape(text)} (mod {cfg.p})</p>")
-            parts.append(circuitsvis_html.attention_patterns_element(f"cv-{step}-{j}", [f"a={a}", f"b={b}", "="], patterns[j]))
+        bridge = model.load_bridge(run, step)
+        for layer in range(cfg.n_layers):  # a deeper model: one row of views per block
+            patterns = model.attention_patterns(bridge, cfg, tokens, layer)
+            block = f", layer {layer}" if cfg.n_layers > 1 else ""
+            parts.append(f"<h3>{html.escape(label)}: step {step}{block}</h3><div class='cv-row'>")
+            for j, (a, b, _) in enumerate(tokens.tolist()):
+                text = f"{a} {symbol} {b}" if symbol else f"{cfg.operation}({a}, {b})"
+                parts.append(f"<div class='cv-cell'><p>{html.escape(text)} (mod {cfg.p})</p>")
+                parts.append(circuitsvis_html.attention_patterns_element(
+                    f"cv-{step}-{layer}-{j}", [f"a={a}", f"b={b}", "="], patterns[j]))
+                parts.append("</div>")
             parts.append("</div>")
-        parts.append("</div>")
     return "\n".join(parts)
 
 

@@ -73,6 +73,10 @@ class ProbeResults:
                  f"key frequencies ({kf['rule']}, step {kf['step']}): {_fmt(kf['key_freqs'])}"]
         by_rule = kf.get("by_rule", {})
         lines += [f"  by {rule:8s} {_fmt(by_rule[rule])}" for rule in KEY_RULES if rule in by_rule]
+        by_layer = kf.get("by_layer", [])
+        if len(by_layer) > 1:  # where the circuit lives: each block's own sets (the model's are their union)
+            lines += [f"  layer {layer}: " + "; ".join(f"{rule} {_fmt(freqs)}" for rule, freqs in keys.items())
+                      for layer, keys in enumerate(by_layer)]
         note = coordinates_note(self.run.config.operation, self.run.config.p)
         if note:
             lines.append(f"note: {note}")
@@ -166,7 +170,8 @@ def fix_key_frequencies(run: store.Run, options: ProbeOptions, cache: store.Prob
                         skipped: dict[int, str]) -> dict[str, Any]:
     """The key frequencies: given, or by every rule at the last readable checkpoint (cached by
     its content, the rules' thresholds, the engine and the rules' version; ``key_rule`` only
-    picks one of the rules' answers)."""
+    picks one of the rules' answers). ``by_layer``: each block's own neurons and wl sets (the
+    model's are their union, `probes.fourier.key_frequencies`)."""
     if options.key_freqs is not None:
         result = {"rule": "given", "step": None, "key_freqs": list(options.key_freqs), "by_rule": {}}
         store.write_probe_json(run, store.KEY_FREQUENCIES, result)
@@ -178,12 +183,16 @@ def fix_key_frequencies(run: store.Run, options: ProbeOptions, cache: store.Prob
         try:
             digest = cache.checkpoint_hash(step)
             cached = cache.key_frequencies(step, digest, needs)
-            by_rule = cached["by_rule"] if cached else key_frequencies_of(group_view(evaluate(step)), options.settings)
+            if cached:
+                by_rule, by_layer = cached["by_rule"], cached["by_layer"]
+            else:
+                found = key_frequencies_of(group_view(evaluate(step)), options.settings)
+                by_rule, by_layer = {r: found[r] for r in KEY_RULES}, found["layers"]
         except (store.CorruptCheckpoint, OSError) as exc:
             skipped[step] = str(exc)
             continue
         result = {"rule": rule, "step": step, "hash": digest, "depends": needs, "key_freqs": by_rule[rule],
-                  "by_rule": by_rule}
+                  "by_rule": by_rule, "by_layer": by_layer}
         if result != cached:
             store.write_probe_json(run, store.KEY_FREQUENCIES, result)
         return result

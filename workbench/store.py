@@ -575,7 +575,7 @@ class ProbeCache:
         """The cached key frequencies if they were taken from this checkpoint with these dependencies."""
         stored = self._key_frequencies
         if isinstance(stored, dict) and stored.get("step") == step and stored.get("hash") == checkpoint \
-                and stored.get("depends") == depends and isinstance(stored.get("by_rule"), dict):
+                and stored.get("depends") == depends and isinstance(stored.get("by_rule"), dict) and isinstance(stored.get("by_layer"), list):
             return stored
         return None
 
