@@ -17,6 +17,11 @@ probe with ``in_group`` (the Fourier ones) reads the checkpoint in the coordinat
 operation is addition (`probes.coordinates.group_view`: discrete logs for × and ÷); the others
 read it as the model sees it, in tokens.
 
+A measure that exists only where the task is a ± b in its coordinates (a restricted loss, a
+logit fit) is listed in the spec's ``sum_measures``; for a task with no such direction the probe
+writes it as one row with value NaN, and the summary and the report say which and why
+(`not_applicable`).
+
 Add a probe by writing its module, adding its spec to `REGISTRY` (bump ``version`` whenever its
 numbers change), and giving it an analytic test (CONTRIBUTING.md).
 
@@ -49,6 +54,7 @@ class ProbeSpec:
     reads_model: bool = False  # reads `CheckpointOnGrid.model` (a trainable copy of the checkpoint's module)
     parallel: bool = False  # costly per checkpoint: the runner measures checkpoints in worker processes
     in_group: bool = True  # reads `coordinates.group_view(inp)` (log coordinates for x and /), else token coordinates
+    sum_measures: tuple[str, ...] = ()  # measures that need the a +/- b direction: NaN rows where a task has none
 
     def __post_init__(self) -> None:
         unknown = set(self.settings) - set(SETTING_NAMES)
@@ -63,16 +69,17 @@ class ProbeSpec:
 REGISTRY: dict[str, ProbeSpec] = {
     spec.name: spec
     for spec in (
-        ProbeSpec("fourier", fourier.probe, 5, fourier.KEYS,
-                  "Fourier norms, key frequencies, Gini, logit fit",
+        ProbeSpec("fourier", fourier.probe, 6, fourier.KEYS,
+                  "Fourier norms, key frequencies, Gini, logit fit", sum_measures=fourier.SUM_MEASURES,
                   settings=("neuron_threshold", "min_cluster_frac", "norm_rel_threshold", "norm_min_share")),
-        ProbeSpec("progress", progress.probe, 3, ("measure", "frequency"), "restricted and excluded loss"),
+        ProbeSpec("progress", progress.probe, 4, ("measure", "frequency"), "restricted and excluded loss",
+                  sum_measures=progress.SUM_MEASURES),
         ProbeSpec("weights", weights.probe, 2, ("param",), "sum of squared weights",
                   reads_activations=False, reads_key_freqs=False, in_group=False),
         ProbeSpec("attention", attention.probe, 3, ("measure", "layer", "head"), "attention from '=' per block and head"),
-        ProbeSpec("clock_pizza", clock_pizza.probe, 1, ("measure",),
+        ProbeSpec("clock_pizza", clock_pizza.probe, 2, ("measure",),
                   "gradient symmetricity and distance irrelevance (clock or pizza)", reads_key_freqs=False,
-                  reads_model=True),
+                  reads_model=True, sum_measures=clock_pizza.SUM_MEASURES),
         ProbeSpec("complexity", complexity.probe, 2, ("measure",),
                   "active neuron fraction, weight entropy, parameter count", reads_key_freqs=False, in_group=False),
         ProbeSpec("llc", llc.probe, 3, ("measure",), "local learning coefficient (devinterp SGLD; opt-in, slow)",
@@ -81,6 +88,12 @@ REGISTRY: dict[str, ProbeSpec] = {
                   settings=tuple(name for name in SETTING_NAMES if name.startswith("llc_"))),
     )
 }
+
+
+def not_applicable() -> dict[str, tuple[str, ...]]:
+    """probe -> the measures it writes as NaN ("not applicable") for a task with no a +/- b
+    direction (``CheckpointOnGrid.sign`` 0: the polynomial tasks, and × mod a composite p)."""
+    return {spec.name: spec.sum_measures for spec in REGISTRY.values() if spec.sum_measures}
 
 
 def get_probe(name: str) -> ProbeSpec:
@@ -92,4 +105,5 @@ def get_probe(name: str) -> ProbeSpec:
 
 group_view = coordinates.group_view
 
-__all__ = ["INTEGER_KEYS", "group_view", "KEY_RULES", "REGISTRY", "CheckpointOnGrid", "ProbeSettings", "ProbeSpec", "get_probe"]
+__all__ = ["INTEGER_KEYS", "group_view", "KEY_RULES", "REGISTRY", "CheckpointOnGrid", "ProbeSettings", "ProbeSpec", "get_probe",
+           "not_applicable"]

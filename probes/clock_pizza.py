@@ -29,7 +29,7 @@ a smaller sampling error, and the same number every time. Inputs where either gr
 (dead ReLUs) are left out of the mean. Both measures are read in the coordinates where the task
 is addition (`probes.coordinates`: discrete logs for × and ÷, over Z_{p−1}); gradient
 symmetricity does not depend on coordinates, distance irrelevance does. Distance irrelevance
-does not apply to the polynomial tasks (no a ± b structure): no row.
+does not apply to the polynomial tasks (no a ± b structure): its row holds NaN.
 
 Example:
     >>> frame = probe(inp)       # rows: step, measure, value (needs inp.model: reads_model)
@@ -44,6 +44,7 @@ from probes.grid import CheckpointOnGrid
 from probes.table import tidy
 
 MEASURES = ("gradient_symmetricity", "distance_irrelevance")
+SUM_MEASURES = ("distance_irrelevance",)  # needs the a +/- b direction: NaN for the polynomial tasks
 CHUNK = 4096  # inputs per backward pass
 
 
@@ -103,8 +104,8 @@ def operand_tokens(inp: CheckpointOnGrid) -> tuple[torch.Tensor, int]:
 
 
 def probe(inp: CheckpointOnGrid, key_freqs=(), settings=None):
-    """Rows ``step, measure, value``: gradient_symmetricity, and distance_irrelevance where the
-    task is a ± b in ``inp``'s coordinates."""
+    """Rows ``step, measure, value``: gradient_symmetricity and distance_irrelevance (NaN where the
+    task is not a ± b in ``inp``'s coordinates)."""
     if inp.model is None:
         raise ValueError("clock_pizza needs the checkpoint's module (CheckpointOnGrid.model)")
     token_of, eq = operand_tokens(inp)
@@ -113,6 +114,7 @@ def probe(inp: CheckpointOnGrid, key_freqs=(), settings=None):
     draw = torch.Generator().manual_seed(0)
     classes = token_of[torch.randint(0, inp.p, (len(a),), generator=draw)]
     rows = [("gradient_symmetricity", gradient_symmetricity(embedding_gradients(inp.model, tokens, classes)))]
-    if inp.sign != 0:
-        rows.append(("distance_irrelevance", distance_irrelevance(correct_logits(inp), inp.data_mask, inp.sign)))
+    # no a +/- b structure (sign 0): the distance is undefined, the row NaN (not applicable)
+    irrelevance = distance_irrelevance(correct_logits(inp), inp.data_mask, inp.sign) if inp.sign != 0 else float("nan")
+    rows.append(("distance_irrelevance", irrelevance))
     return tidy(inp.step, rows, ("measure",))

@@ -357,7 +357,8 @@ def probe(inp: CheckpointOnGrid, key_freqs: tuple[int, ...], settings: ProbeSett
                                    `NEURON_FRACTION_BINS` equal bins over [0, 1], bin 0 first
       key_neurons, key_wl (k)      1 for each frequency that rule calls key in this block (the
                                    model's set is the union over blocks, `key_frequencies`)
-    and where the task is a +/- b in ``inp``'s coordinates (none for the polynomial tasks):
+    and where the task is a +/- b in ``inp``'s coordinates (for the polynomial tasks, ``sign`` 0,
+    one row each with no frequency and value NaN: not applicable):
       logit_alpha (frequency k)    coefficient of cos(w_k(a +/- b - c)) in the logits, k = 1..K
       logit_explained (k)          fraction of centred logit variance that term carries
       logit_explained_key          the same summed over ``key_freqs``
@@ -387,7 +388,10 @@ def probe(inp: CheckpointOnGrid, key_freqs: tuple[int, ...], settings: ProbeSett
         rows += [("logit_alpha", None, k + 1, None, float(v)) for k, v in enumerate(alpha)]
         rows += [("logit_explained", None, k + 1, None, float(v)) for k, v in enumerate(explained)]
         rows.append(("logit_explained_key", None, None, None, float(sum(explained[k - 1] for k in key_freqs))))
+    else:  # no a +/- b direction to fit along: one NaN row each, "not applicable"
+        rows += [(m, None, None, None, float("nan")) for m in SUM_MEASURES]
     return tidy(inp.step, rows, KEYS)
 
 
 KEYS = ("measure", "layer", "frequency", "bin")
+SUM_MEASURES = ("logit_alpha", "logit_explained", "logit_explained_key")  # need the a +/- b direction

@@ -20,6 +20,8 @@ Neuron level (TransformerLens grokking demo): A = MLP activations at "=" [p^2, d
     neuron_excluded_loss   = CE(L + ((A - P_S A) - A) W_out W_U) on train: exactly the logits
                              of the model with hook_post replaced by A - P_S A
 Also: train_loss, test_loss (of L itself) and test_restricted_ratio = test_loss / restricted_loss.
+A task with no a +/- b direction (``sign`` 0: the polynomial tasks) has train and test loss only;
+every other measure (`SUM_MEASURES`) is one row with value NaN: not applicable.
 All losses are float64 cross-entropy. With S empty, P_S = 0: restricted logits are the mean
 alone and excluded loss equals train loss.
 
@@ -44,6 +46,11 @@ from torch import Tensor
 from probes.fourier import frequency_rows, sum_direction_basis
 from probes.grid import CheckpointOnGrid
 from probes.table import tidy
+
+# The measures that project on the a +/- b directions: for a task that has none (sign 0, the
+# polynomial tasks) the probe writes each as one row with value NaN, "not applicable".
+SUM_MEASURES = ("restricted_loss", "restricted_loss_train", "restricted_acc", "excluded_loss", "excluded_loss_k",
+                "test_restricted_ratio", "neuron_restricted_loss", "neuron_excluded_loss")
 
 
 def _ce(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -91,8 +98,8 @@ def probe(inp: CheckpointOnGrid, key_freqs: tuple[int, ...], settings=None):
         ("train_loss", None, _ce(L_train, y_train)),
         ("test_loss", None, _ce(L_test, y_test)),
     ]
-    if inp.sign == 0:  # the a +/- b directions mean nothing for this operation
-        return _frame(inp.step, rows)
+    if inp.sign == 0:  # the a +/- b directions mean nothing for this operation: NaN rows, "not applicable"
+        return _frame(inp.step, rows + [(m, None, float("nan")) for m in SUM_MEASURES])
     key_freqs = tuple(key_freqs)
     U = key_directions(p, inp.sign, key_freqs)
     Ut, U32 = _directions_by_input(p, inp.sign, key_freqs)

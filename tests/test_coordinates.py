@@ -76,7 +76,7 @@ def test_log_view_turns_the_task_into_addition_over_z_p_minus_1(runs_root, opera
 def test_other_operations_keep_their_token_coordinates(smoke_run):
     inp = workbench.evaluate_on_grid(smoke_run, 0, coordinates="token")
     assert group_view(inp) is inp and coordinates_note("add", 23) == ""
-    assert "do not apply" in coordinates_note("x2+y2", 23)
+    assert "not applicable" in coordinates_note("x2+y2", 23)
     with pytest.raises(ValueError, match="coordinates"):
         workbench.evaluate_on_grid(smoke_run, 0, coordinates="log")
 
@@ -157,6 +157,37 @@ def test_mul_mod_a_composite_is_probed_in_tokens(runs_root):
     assert (inp.coordinates, inp.p, inp.sign) == ("token", 9, 0) and group_order("mul", 9) == 9
     summary = workbench.probe(run, progress=False).summary()
     assert "mul mod 9 (not prime) is no group's addition" in summary
+
+
+@pytest.mark.parametrize("operation", ["x2+y2", "x2+xy+y2", "x3+xy"])
+def test_measures_that_do_not_apply_say_so(runs_root, operation):
+    """A polynomial task has no a ± b direction: every measure that needs one is a NaN row in its
+    table (not a missing one), the summary names each and why, and the figures say so in the panel."""
+    from probes import not_applicable
+    from workbench import figures
+
+    run = workbench.train(operation.replace("+", "p"), "smoke", {"operation": operation, "epochs": 1}, device="cpu",
+                          progress=False, root=runs_root)
+    results = workbench.probe(run, progress=False)
+    for probe, measures in not_applicable().items():
+        table = results.tables[probe]
+        for measure in measures:
+            rows = table[table.measure == measure]
+            assert len(rows) == len(run.steps) and rows.value.isna().all(), (probe, measure)
+        applies = table[~table.measure.isin(measures)]
+        assert len(applies) and applies.value.notna().all(), probe
+    summary = results.summary()
+    assert "not applicable (NaN in the tables)" in summary and "restricted_loss" in summary
+    assert "distance_irrelevance" in summary and "circuit formation and cleanup" in summary
+    assert results.phases.steps["circuit_formation"] is None
+    t = results.tables
+    for fig in (figures.progress_measures(t["progress"], t["weights"], t["fourier"]),
+                figures.clock_pizza_measures(t["clock_pizza"])):
+        assert figures.NOT_APPLICABLE in [a.text for a in fig.layout.annotations]
+    applicable = workbench.probe(workbench.train("add", "smoke", {"epochs": 1}, device="cpu", progress=False,
+                                                 root=runs_root), progress=False).tables
+    fig = figures.progress_measures(applicable["progress"], applicable["weights"], applicable["fourier"])
+    assert figures.NOT_APPLICABLE not in [a.text for a in fig.layout.annotations]
 
 
 def test_untrained_mul_model_claims_no_key_frequencies(runs_root):

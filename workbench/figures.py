@@ -92,6 +92,20 @@ def _layer_name(layer, layers: list) -> str:
     return f" (layer {layer})" if len(layers) > 1 else ""
 
 
+NOT_APPLICABLE = "not applicable: this task has no a ± b direction"
+
+
+def _not_applicable(rows) -> bool:
+    """Whether a measure's rows say "not applicable" (`probes.not_applicable`: every value NaN)."""
+    return len(rows) > 0 and bool(rows.value.isna().all())
+
+
+def _say_not_applicable(fig: go.Figure, row: int, col: int = 1) -> None:
+    """Write `NOT_APPLICABLE` in the middle of one panel, where its curve would be."""
+    fig.add_annotation(text=NOT_APPLICABLE, xref="x domain", yref="y domain", x=0.5, y=0.5, showarrow=False,
+                       font=dict(size=12, color="#7f7f7f"), row=row, col=col)
+
+
 def _phase_steps(phases: Phases | dict | None) -> dict[str, int | None] | None:
     if phases is None:
         return None
@@ -150,7 +164,8 @@ def loss_curves(metrics, phases: dict | None = None) -> go.Figure:
 
 def progress_measures(progress, weights, fourier, phases: dict | None = None) -> go.Figure:
     """Excluded and restricted loss with the test loss, test/restricted ratio, total sum of squared
-    weights, and the Gini coefficients of the W_E and W_L Fourier norms, on one step axis."""
+    weights, and the Gini coefficients of the W_E and W_L Fourier norms, on one step axis. For a
+    task whose restricted and excluded losses do not apply (NaN rows) the first two panels say so."""
     fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.04,
                         subplot_titles=("losses (log)", "test loss / restricted loss (log)",
                                         "total sum of squared weights", "Gini of Fourier norms"))
@@ -161,6 +176,9 @@ def progress_measures(progress, weights, fourier, phases: dict | None = None) ->
         fig.add_trace(go.Scatter(x=rows.step, y=rows.value, name=name, line_color=colour), 1, 1)
     ratio = _measure(progress, "test_restricted_ratio")
     fig.add_trace(go.Scatter(x=ratio.step, y=ratio.value, name="test / restricted", line_color="#ffa15a"), 2, 1)
+    if _not_applicable(_measure(progress, "restricted_loss")):  # a task with no a ± b direction
+        for row in (1, 2):
+            _say_not_applicable(fig, row)
     total = weights[weights.param == "total"].sort_values("step")
     fig.add_trace(go.Scatter(x=total.step, y=total.value, name="sum of squared weights", line_color="#19d3f3"), 3, 1)
     rows = _measure(fourier, "embed_gini")
@@ -447,7 +465,8 @@ DISTANCE_IRRELEVANCE_SPLIT = 0.4  # their bands: [0, 0.4] pizza-like, [0.4, 1] c
 
 def clock_pizza_measures(clock_pizza, phases: Phases | dict | None = None, attn_rate: float | None = None) -> go.Figure:
     """Gradient symmetricity and distance irrelevance (`probes.clock_pizza`) against step, with the
-    values Zhong et al. 2023 report for their pizza and clock as dotted lines."""
+    values Zhong et al. 2023 report for their pizza and clock as dotted lines (a panel whose measure
+    does not apply to the task says so)."""
     names = [m for m in CLOCK_PIZZA_MEASURES if m in set(clock_pizza.measure)]
     fig = make_subplots(rows=len(names) or 1, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=[m.replace("_", " ") for m in names])
@@ -455,6 +474,8 @@ def clock_pizza_measures(clock_pizza, phases: Phases | dict | None = None, attn_
         rows = _measure(clock_pizza, name)
         fig.add_trace(go.Scatter(x=rows.step, y=rows.value, name=name.replace("_", " "), line_color="#636efa",
                                  showlegend=False), i, 1)
+        if _not_applicable(rows):
+            _say_not_applicable(fig, i)
         for algorithm, value in PAPER_CLOCK_PIZZA[name].items():
             fig.add_hline(y=value, line_dash="dot", line_color="#ef553b" if algorithm == "pizza" else "#00cc96",
                           annotation_text=f"paper's {algorithm} {value:g}", annotation_position="top left", layer="below",

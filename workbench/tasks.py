@@ -189,10 +189,15 @@ def coordinates_note(operation: str, p: int) -> str:
                 f"Z_{p - 1} (generator {g}; frequency {(p - 1) // 2} is the Nyquist cosine); the {zeros} "
                 f"inputs with a zero and the class 0 are left out of them")
     if SUM_SIGN.get(operation) is None:
+        from probes import not_applicable
+
         what = f"{operation} mod {p} (not prime)" if operation == "mul" else operation
-        return (f"{what} is no group's addition: the logit fit and the restricted and excluded losses do not "
-                f"apply (no a + b direction); Fourier norms, key frequencies, neuron clusters (token basis), "
-                f"weights and attention do")
+        measures = "; ".join(f"{probe} {', '.join(names)}" for probe, names in not_applicable().items())
+        return (f"{what} is no group's addition, so it has no a ± b direction for the Fourier algorithm to "
+                f"compute along: not applicable (NaN in the tables): {measures}; nor the phases circuit "
+                f"formation and cleanup, which need the restricted and excluded losses. Fourier norms, key "
+                f"frequencies and neuron clusters (token basis), weights, attention, gradient symmetricity "
+                f"and complexity apply")
     return ""
 
 
