@@ -26,6 +26,7 @@ from probes.fourier import (
     sum_direction_basis,
 )
 from tests.constructed import write_constructed_run
+from workbench import figures, tasks
 from workbench.errors import UsageError
 from workbench.tasks import coordinates_note, group_order
 
@@ -46,10 +47,10 @@ def test_discrete_logs_invert_the_powers_and_reject_composites():
         primitive_root(12)
 
 
-@pytest.mark.parametrize("operation, sign", [("mul", 1), ("div", -1)])
-def test_log_view_turns_the_task_into_addition_over_z_p_minus_1(runs_root, operation, sign):
-    run = workbench.train(f"view-{operation}", "smoke", {"operation": operation, "epochs": 1}, device="cpu",
-                          progress=False, root=runs_root)
+@pytest.mark.parametrize("operation, sign, n_layers", [("mul", 1, 1), ("div", -1, 2)])
+def test_log_view_turns_the_task_into_addition_over_z_p_minus_1(runs_root, operation, sign, n_layers):
+    run = workbench.train(f"view-{operation}", "smoke", {"operation": operation, "epochs": 1, "n_layers": n_layers},
+                          device="cpu", progress=False, root=runs_root)
     token = workbench.evaluate_on_grid(run, 0, coordinates="token")
     view = group_view(token)
     p, n = token.p, token.p - 1
@@ -69,6 +70,10 @@ def test_log_view_turns_the_task_into_addition_over_z_p_minus_1(runs_root, opera
 
     for name in ("train_mask", "test_mask", "neuron_acts", "attention"):
         assert torch.equal(getattr(view, name), on_grid(getattr(token, name))), name
+    assert len(view.earlier_layers) == n_layers - 1  # every block is re-indexed the same way
+    for seen, block in zip(view.earlier_layers, token.earlier_layers, strict=True):
+        assert torch.equal(seen.neuron_acts, on_grid(block.neuron_acts))
+        assert torch.equal(seen.attention, on_grid(block.attention)) and torch.equal(seen.W_out, block.W_out)
     assert group_view(view) is view
     assert group_order(operation, p) == n and f"Z_{n}" in coordinates_note(operation, p)
 
@@ -164,7 +169,6 @@ def test_measures_that_do_not_apply_say_so(runs_root, operation):
     """A polynomial task has no a ± b direction: every measure that needs one is a NaN row in its
     table (not a missing one), the summary names each and why, and the figures say so in the panel."""
     from probes import not_applicable
-    from workbench import figures
 
     run = workbench.train(operation.replace("+", "p"), "smoke", {"operation": operation, "epochs": 1}, device="cpu",
                           progress=False, root=runs_root)
@@ -183,11 +187,17 @@ def test_measures_that_do_not_apply_say_so(runs_root, operation):
     t = results.tables
     for fig in (figures.progress_measures(t["progress"], t["weights"], t["fourier"]),
                 figures.clock_pizza_measures(t["clock_pizza"])):
-        assert figures.NOT_APPLICABLE in [a.text for a in fig.layout.annotations]
+        assert any(a.text.endswith(figures.NOT_APPLICABLE) for a in fig.layout.annotations)
     applicable = workbench.probe(workbench.train("add", "smoke", {"epochs": 1}, device="cpu", progress=False,
                                                  root=runs_root), progress=False).tables
     fig = figures.progress_measures(applicable["progress"], applicable["weights"], applicable["fourier"])
-    assert figures.NOT_APPLICABLE not in [a.text for a in fig.layout.annotations]
+    assert not any(figures.NOT_APPLICABLE in a.text for a in fig.layout.annotations)
+    # the task decides, not NaN alone: an undefined distance irrelevance of an addition run is not "not applicable"
+    assert tasks.has_sum_direction("add", 23) and tasks.has_sum_direction("mul", 23)
+    assert not tasks.has_sum_direction("mul", 22) and not tasks.has_sum_direction("x2+y2", 23)
+    undefined = t["clock_pizza"].assign(value=float("nan"))
+    fig = figures.clock_pizza_measures(undefined, applies=True)
+    assert not any(figures.NOT_APPLICABLE in a.text for a in fig.layout.annotations)
 
 
 def test_untrained_mul_model_claims_no_key_frequencies(runs_root):

@@ -20,8 +20,6 @@ draw the neuron clusters take the ``threshold`` the run was probed with.
     attention_grids(inp)                                 attention from "=" to a, per head, over (a, b)
     attention_over_training(attention, phases)           attention to a / b / "=" per head
 
-The per-block figures (neuron grids, fraction histogram, cluster sizes, W_L, attention, the W_L
-Gini) show every block of a deeper model: a panel row, a bar group or a line per layer.
     llc_curve(llc, metrics, phases)                      λ̂ with its spread over chains, beside the
                                                          train/test loss; unhealthy estimates marked
     llc_trace(estimate)                                  SGLD loss trace per chain (burn-in shaded):
@@ -33,12 +31,17 @@ Gini) show every block of a deeper model: a panel row, a bar group or a line per
                                                          irrelevance against step, beside the values
                                                          Zhong et al. 2023 report for clock and pizza
 
+The per-block figures (neuron grids, fraction histogram, cluster sizes, W_L, attention, the W_L
+Gini) show every block of a deeper model: a panel row, a bar group or a line per layer.
+
 Example:
     >>> fig = loss_curves(run.metrics, run.phases)
     >>> fig.show()
 """
 
 from __future__ import annotations
+
+import itertools
 
 import plotly.graph_objects as go
 import torch
@@ -100,9 +103,18 @@ def _not_applicable(rows) -> bool:
     return len(rows) > 0 and bool(rows.value.isna().all())
 
 
-def _say_not_applicable(fig: go.Figure, row: int, col: int = 1) -> None:
-    """Write `NOT_APPLICABLE` in the middle of one panel, where its curve would be."""
-    fig.add_annotation(text=NOT_APPLICABLE, xref="x domain", yref="y domain", x=0.5, y=0.5, showarrow=False,
+def _applies(rows, applies: bool | None) -> bool:
+    """Whether a sum-direction measure applies: the caller's word (``tasks.has_sum_direction``)
+    when given, else read from its rows. All-NaN rows alone are ambiguous (a measure can also be
+    undefined at a step, e.g. distance irrelevance of constant logits), so callers that know the
+    task should say."""
+    return applies if applies is not None else not _not_applicable(rows)
+
+
+def _say_not_applicable(fig: go.Figure, row: int, col: int = 1, what: str = "") -> None:
+    """Write `NOT_APPLICABLE` (after ``what``, the measures it concerns) in the middle of one
+    panel, where their curves would be."""
+    fig.add_annotation(text=what + NOT_APPLICABLE, xref="x domain", yref="y domain", x=0.5, y=0.5, showarrow=False,
                        font=dict(size=12, color="#7f7f7f"), row=row, col=col)
 
 
@@ -162,7 +174,7 @@ def loss_curves(metrics, phases: dict | None = None) -> go.Figure:
     return add_phase_bands(fig, phases, int(metrics.step.max()), rows=1, cols=2)
 
 
-def progress_measures(progress, weights, fourier, phases: dict | None = None) -> go.Figure:
+def progress_measures(progress, weights, fourier, phases: dict | None = None, applies: bool | None = None) -> go.Figure:
     """Excluded and restricted loss with the test loss, test/restricted ratio, total sum of squared
     weights, and the Gini coefficients of the W_E and W_L Fourier norms, on one step axis. For a
     task whose restricted and excluded losses do not apply (NaN rows) the first two panels say so."""
@@ -176,15 +188,15 @@ def progress_measures(progress, weights, fourier, phases: dict | None = None) ->
         fig.add_trace(go.Scatter(x=rows.step, y=rows.value, name=name, line_color=colour), 1, 1)
     ratio = _measure(progress, "test_restricted_ratio")
     fig.add_trace(go.Scatter(x=ratio.step, y=ratio.value, name="test / restricted", line_color="#ffa15a"), 2, 1)
-    if _not_applicable(_measure(progress, "restricted_loss")):  # a task with no a ± b direction
-        for row in (1, 2):
-            _say_not_applicable(fig, row)
+    if not _applies(_measure(progress, "restricted_loss"), applies):  # a task with no a ± b direction
+        _say_not_applicable(fig, 1, what="excluded and restricted loss ")  # train and test loss still drawn
+        _say_not_applicable(fig, 2)
     total = weights[weights.param == "total"].sort_values("step")
     fig.add_trace(go.Scatter(x=total.step, y=total.value, name="sum of squared weights", line_color="#19d3f3"), 3, 1)
     rows = _measure(fourier, "embed_gini")
     fig.add_trace(go.Scatter(x=rows.step, y=rows.value, name="Gini W_E", line_color="#ff6692"), 4, 1)
     layers = _layers(fourier[fourier.measure == "wl_gini"])
-    for layer, colour in zip(layers, ("#b6e880", "#2ca02c", "#17becf", "#bcbd22"), strict=False):
+    for layer, colour in zip(layers, itertools.cycle(("#b6e880", "#2ca02c", "#17becf", "#bcbd22"))):
         rows = _measure(_in_layer(fourier, layer), "wl_gini")
         fig.add_trace(go.Scatter(x=rows.step, y=rows.value, name="Gini W_L" + _layer_name(layer, layers),
                                  line_color=colour), 4, 1)
@@ -463,10 +475,12 @@ PAPER_CLOCK_PIZZA = {"gradient_symmetricity": {"pizza": 0.9937, "clock": 0.3336}
 DISTANCE_IRRELEVANCE_SPLIT = 0.4  # their bands: [0, 0.4] pizza-like, [0.4, 1] clock-like
 
 
-def clock_pizza_measures(clock_pizza, phases: Phases | dict | None = None, attn_rate: float | None = None) -> go.Figure:
+def clock_pizza_measures(clock_pizza, phases: Phases | dict | None = None, attn_rate: float | None = None,
+                         applies: bool | None = None) -> go.Figure:
     """Gradient symmetricity and distance irrelevance (`probes.clock_pizza`) against step, with the
     values Zhong et al. 2023 report for their pizza and clock as dotted lines (a panel whose measure
-    does not apply to the task says so)."""
+    does not apply to the task says so: ``applies``, `tasks.has_sum_direction`, decides; None reads
+    it from all-NaN rows). Gradient symmetricity applies to every task."""
     names = [m for m in CLOCK_PIZZA_MEASURES if m in set(clock_pizza.measure)]
     fig = make_subplots(rows=len(names) or 1, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=[m.replace("_", " ") for m in names])
@@ -474,7 +488,7 @@ def clock_pizza_measures(clock_pizza, phases: Phases | dict | None = None, attn_
         rows = _measure(clock_pizza, name)
         fig.add_trace(go.Scatter(x=rows.step, y=rows.value, name=name.replace("_", " "), line_color="#636efa",
                                  showlegend=False), i, 1)
-        if _not_applicable(rows):
+        if name != "gradient_symmetricity" and not _applies(rows, applies):
             _say_not_applicable(fig, i)
         for algorithm, value in PAPER_CLOCK_PIZZA[name].items():
             fig.add_hline(y=value, line_dash="dot", line_color="#ef553b" if algorithm == "pizza" else "#00cc96",

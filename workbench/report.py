@@ -35,7 +35,7 @@ from workbench.evaluate import evaluate_on_grid
 from workbench.probe_options import ProbeOptions
 from workbench.runner import ProbeResults, probe
 from workbench.summary import metrics_line
-from workbench.tasks import coordinates_note
+from workbench.tasks import coordinates_note, has_sum_direction
 
 FORMATS = ("png", "svg", "pdf")
 
@@ -80,10 +80,11 @@ def build_figures(run: store.Run, results: ProbeResults | None = None) -> dict[s
     threshold = results.options.settings.neuron_threshold
     final = readable_steps(run, results)[-1]
     ckpt = evaluate_on_grid(run, final, results.options.engine)
+    applies = has_sum_direction(run.config.operation, run.config.p)  # the a ± b measures
     out = {
         "loss_curves": (figures.loss_curves(run.metrics, phases),
                         "Train loss falls first (memorisation); test loss stays high, then collapses: grokking."),
-        "progress_measures": (figures.progress_measures(t["progress"], t["weights"], t["fourier"], phases),
+        "progress_measures": (figures.progress_measures(t["progress"], t["weights"], t["fourier"], phases, applies),
                               "Excluded loss rises and restricted loss falls while test loss is still high "
                               "(circuit formation); then the weight norm drops (cleanup)."),
         "embedding_norms": (figures.embedding_norms_bar(t["fourier"], final, keys),
@@ -111,7 +112,7 @@ def build_figures(run: store.Run, results: ProbeResults | None = None) -> dict[s
     }
     if t.get("clock_pizza") is not None and len(t["clock_pizza"]):
         out["clock_pizza"] = (
-            figures.clock_pizza_measures(t["clock_pizza"], phases, run.config.attn_rate),
+            figures.clock_pizza_measures(t["clock_pizza"], phases, run.config.attn_rate, applies),
             "Clock (Nanda et al.'s algorithm): gradient symmetricity near 0, distance irrelevance near 1. Pizza "
             "(the operands' embeddings averaged): symmetricity near 1, irrelevance near 0 (Zhong et al. 2023).")
     if t.get("complexity") is not None:
@@ -179,13 +180,18 @@ def _summary_html(run: store.Run, results: ProbeResults, options_given: bool) ->
                          for k, v in results.phases.steps.items())
     rules = kf.get("by_rule", {})
     by_rule = ", ".join(f"{r}: {', '.join(map(str, rules[r])) or 'none'}" for r in KEY_RULES if r in rules)
+    by_layer = kf.get("by_layer", [])
+    blocks = "".join(  # where the circuit lives, block by block (the model's sets are their union)
+        f"<br>&nbsp;&nbsp;layer {layer}: "
+        + html.escape("; ".join(f"{r} {', '.join(map(str, freqs)) or 'none'}" for r, freqs in keys.items()))
+        for layer, keys in enumerate(by_layer)) if len(by_layer) > 1 else ""
     final = html.escape(metrics_line(last)) if last else "no metrics"
     config = json.dumps(cfg.to_dict(), indent=1)
     return f"""
 <h2>Summary</h2>
 <p><b>Task</b>: {html.escape(cfg.operation)} mod {cfg.p}, {cfg.frac_train:.0%} train.{_note_html(cfg)}
 <b>Key frequencies</b> ({html.escape(kf['rule'])}, step {kf['step']}): {', '.join(map(str, kf['key_freqs'])) or 'none'}
-<span class="muted">({html.escape(by_rule)})</span>.<br><b>Final</b>: {final}.</p>
+<span class="muted">({html.escape(by_rule)})</span>.{blocks}<br><b>Final</b>: {final}.</p>
 {_options_html(results.options, options_given)}
 <table><tr><th>phase</th><th>begins at step</th><th>criterion</th></tr>{phase_rows}</table>
 <details><summary>config</summary><pre>{html.escape(config)}</pre></details>

@@ -176,6 +176,15 @@ def group_order(operation: str, p: int) -> int:
     return p - 1 if in_log_coordinates(operation, p) else p
 
 
+def has_sum_direction(operation: str, p: int) -> bool:
+    """Whether the Fourier algorithm's a ± b direction exists for this task: add, sub and the
+    random table (probed as addition, the hypothesis it must fail) in token coordinates, × and ÷
+    mod a prime in discrete-log coordinates. The measures of `probes.not_applicable` need it."""
+    from probes.coordinates import in_log_coordinates
+
+    return operation in SUM_SIGN or in_log_coordinates(operation, p)
+
+
 def coordinates_note(operation: str, p: int) -> str:
     """One line saying in which coordinates the Fourier probes read this task and what does not
     apply to it ("" for add, sub and the random table, which need no note)."""
