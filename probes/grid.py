@@ -39,8 +39,8 @@ class CheckpointOnGrid:
 
     step: training step; p: the order of the grid's axes (the modulus; p - 1 in log
     coordinates); sign: +1 if the task is a + b in these coordinates, -1 if a - b, 0 when the
-    Fourier sum directions do not apply (the polynomial tasks: probes that need them report
-    none); operation: the task's name (`workbench.tasks.OPERATIONS`); coordinates: "token", or
+    Fourier sum directions do not apply (the polynomial tasks and × mod a composite p: probes
+    write NaN rows for the measures that need them, `probes.not_applicable`); operation: the task's name (`workbench.tasks.OPERATIONS`); coordinates: "token", or
     "log" (axes indexed by log_g of the token, g = ``generator``; `probes.coordinates`).
     W_E: [p, d_model], the number tokens' embeddings (the ``=`` row dropped); W_out: [d_mlp,
     d_model] of the last block; W_U: [d_model, p]; params: every trainable tensor by name (what

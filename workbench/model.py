@@ -364,14 +364,15 @@ class FastTransformer(nn.Module):
             scores = scores.masked_fill(self.causal_mask, float("-inf"))
         pattern = rated_pattern(scores.softmax(dim=-1), self.cfg.attn_rate)
         if record is not None:
-            record["attention"] = pattern[:, :, -1, :]
+            # contiguous: an earlier block's row of "=" is copied out (not a view holding all 3 rows)
+            record["attention"] = pattern[:, :, -1, :].contiguous()
         z = (pattern @ v).transpose(1, 2).reshape(batch, nq, H * dh)
         return self._linear(z, block_key(layer, "attn.o"))
 
     def _mlp(self, layer: int, x: torch.Tensor, record: dict | None = None) -> torch.Tensor:
         hidden = self.act(self._linear(x, block_key(layer, "mlp.in")))
         if record is not None:
-            record["neuron_acts"] = hidden[:, -1]
+            record["neuron_acts"] = hidden[:, -1].contiguous()  # as above: a copy for earlier blocks
         return self._linear(hidden, block_key(layer, "mlp.out"))
 
     def activations(self, tokens: Int[Tensor, "n 3"]) -> dict:
