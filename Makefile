@@ -15,7 +15,7 @@ SET ?=
 FROM_CHECKPOINT ?=
 TRAIN_ARGS = $(if $(PRESET),--preset $(PRESET)) --device $(DEVICE) $(if $(EPOCHS),epochs=$(EPOCHS)) $(if $(FROM_CHECKPOINT),--from-last-checkpoint) $(SET)
 
-.PHONY: help setup train probe report import notebook demo test test-fast lint bench runs presets clean-venv
+.PHONY: help setup train probe report sweep import notebook demo test test-fast lint bench runs presets clean-venv
 
 help:  ## list targets
 	@echo "make setup                          create .venv and install everything (idempotent)"
@@ -29,6 +29,10 @@ help:  ## list targets
 	@echo "make report RUN=name [SET=...] [ENGINE=...]"
 	@echo "                                    probe (cached, the run's current options) and write"
 	@echo "                                    checkpoints/<name>/report/index.html + PNG/SVG/PDF"
+	@echo "make sweep SWEEP=frac-wd|seeds|width [EXECUTOR=local|ray] [WORKERS=N] [SET='epochs=1000 seeds=2']"
+	@echo "                                    train every member of a sweep in batched groups (resumable), probe them,"
+	@echo "                                    write checkpoints/<sweep>/sweep.csv (EXECUTOR=ray: \$$RAY_ADDRESS or a local Ray)"
+	@echo "make report SWEEP=name              checkpoints/<sweep>/report/index.html: phase diagram and sweep figures"
 	@echo "make import SRC=file RUN=name [SET='p=113 ...'] [PRESET=...]"
 	@echo "                                    turn a legacy run (Nanda et al.'s full_run_data.pth, the TL Grokking demo's"
 	@echo "                                    saved file, TL 2.x state dicts) into checkpoints/<name>/"
@@ -48,7 +52,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e '.[test,notebook]'
+	$(PY) -m pip install -q -e '.[test,notebook,ray]'
 	$(PY) -m ipykernel install --sys-prefix --name workbench --display-name "Python (workbench)" >/dev/null
 	@touch $@
 
@@ -65,8 +69,15 @@ probe: setup
 	$(PY) -m workbench probe $(RUN) $(if $(PROBES),--probes $(PROBES)) $(if $(STEPS),--steps $(STEPS)) $(if $(ENGINE),--engine $(ENGINE)) $(if $(WORKERS),--workers $(WORKERS)) $(SET)
 
 report: setup
-	@if [ -z "$(RUN)" ]; then echo "usage: make report RUN=<name> [SET='neuron_threshold=0.85 ...'] [ENGINE=factored|bridge]"; exit 2; fi
-	$(PY) -m workbench report $(RUN) $(if $(ENGINE),--engine $(ENGINE)) $(SET)
+	@if [ -z "$(RUN)$(SWEEP)" ]; then echo "usage: make report RUN=<name> [SET='neuron_threshold=0.85 ...'] [ENGINE=factored|bridge]  or  make report SWEEP=<name>"; exit 2; fi
+	$(if $(SWEEP),$(PY) -m workbench sweep-report $(SWEEP),$(PY) -m workbench report $(RUN) $(if $(ENGINE),--engine $(ENGINE)) $(SET))
+
+SWEEP ?=
+EXECUTOR ?= local
+GROUP_SIZE ?=
+sweep: setup
+	@if [ -z "$(SWEEP)" ]; then echo "usage: make sweep SWEEP=<frac-wd|seeds|width|...> [EXECUTOR=local|ray] [WORKERS=N] [GROUP_SIZE=8] [SET='epochs=1000 seeds=2']"; exit 2; fi
+	$(PY) -m workbench sweep $(SWEEP) --executor $(EXECUTOR) $(if $(WORKERS),--workers $(WORKERS)) $(if $(GROUP_SIZE),--group-size $(GROUP_SIZE)) $(SET)
 
 PORT ?= 8888
 notebook: setup  ## JupyterLab on notebooks/ with the project's kernel; open the URL it prints

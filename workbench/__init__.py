@@ -17,6 +17,8 @@ source tree unless a ``root=`` is given:
     >>> workbench.explore(run)                     # notebook: a slider over the checkpoints
     >>> workbench.attention_view(run, 1460)        # circuitsvis, rendered offline
     >>> run = workbench.import_run("full_run_data.pth", "nanda-original")   # a legacy run
+    >>> sw = workbench.sweep("frac-wd")             # many runs: train in batched groups, probe, tabulate
+    >>> sw = workbench.open_sweep("frac-wd"); sw.table   # one row per member, with its outcome class
 """
 
 from workbench.config import RunConfig, load_config, preset_names
@@ -28,9 +30,13 @@ from workbench.model import load_bridge
 from workbench.probe_options import ProbeOptions
 from workbench.runner import ProbeResults, probe
 from workbench.store import Run, open_run
+from workbench.sweep import Sweep, open_sweep
+from workbench.sweep import run_sweep as sweep
+from workbench.sweep_probe import probe_sweep
 from workbench.train import train
 
 __all__ = [
     "ProbeOptions", "ProbeResults", "Run", "RunConfig", "UsageError", "attention_view", "evaluate_on_grid", "explore",
-    "import_run", "load_bridge", "load_config", "open_run", "preset_names", "probe", "step_view", "train",
+    "import_run", "load_bridge", "load_config", "open_run", "open_sweep", "preset_names", "probe", "probe_sweep",
+    "step_view", "Sweep", "sweep", "train",
 ]

@@ -16,6 +16,10 @@ Sections:
             (one thread) at the fast preset's sizes (target <= 3) and at nanda2023's; the
             speed-up of 2 worker processes over 1 on the same checkpoints, side by side; and
             the whole fast run's λ̂ curve (every checkpoint, 2 workers; target <= 5 minutes).
+    sweep   batched training: member-epochs per second of the fast preset in groups of 1, 4, 16
+            and 64 against the same 16 configs trained one after another (target >= 3x at 16);
+            the fast preset's memorisation and grok steps alone and inside a group; sweep
+            probing's seconds and peak memory for 2 and 6 members.
 
 Results are printed as a Markdown table and written to ``bench-results/<section>.md``.
 
@@ -277,7 +281,81 @@ def bench_llc() -> str:
     return _table("Local learning coefficient (llc probe)", rows)
 
 
-SECTIONS = {"train": bench_train, "probe": bench_probe, "fast": bench_fast, "llc": bench_llc}
+def _sweep_members(root: Path, name: str, count: int, overrides: dict) -> list:
+    from workbench.config import load_config
+    from workbench.train import create_run
+
+    return [create_run(root / f"{name}-{i}", load_config("fast", {**overrides, "model_seed": i, "split_seed": i}))
+            for i in range(count)]
+
+
+def _probe_rss(definition: Path, root: Path, name: str) -> tuple[float, float]:
+    """(seconds, peak RSS in MiB) of one fresh process that runs a sweep and probes it."""
+    import resource
+    import subprocess
+
+    code = ("import sys; from pathlib import Path; from workbench.sweep import run_sweep; "
+            f"run_sweep({str(definition)!r}, root=Path({str(root)!r}), progress=False, sweep_name={name!r})")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    seconds = time.perf_counter() - t0
+    return seconds, max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+
+
+def bench_sweep(epochs: int = 200, sizes: tuple[int, ...] = (1, 4, 16, 64)) -> str:
+    """Batched training throughput (members of the fast preset, member-epochs per second) in
+    groups of 1, 4, 16, 64 against the same 16 configs trained one after another by the solo
+    trainer in this process; the fast preset's memorisation and grok steps alone and in a group;
+    and sweep probing: seconds per member and peak memory for sweeps of 2 and 6 members."""
+    import workbench
+    from probes.outcome import outcome
+    from workbench.batched import train_group
+
+    rows = []
+    common = {"epochs": epochs, "ckpt_every": 100, "ckpt_log": 0}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        solo = _sweep_members(root, "solo", 16, common)
+        t0 = time.perf_counter()
+        for run in solo:
+            workbench.train(run.name, device="cpu", progress=False, root=root)
+        solo_rate = 16 * epochs / (time.perf_counter() - t0)
+        rows.append(("16 members one after another (solo trainer): member-epochs/s", f"{solo_rate:.1f}"))
+        for size in sizes:
+            group = _sweep_members(root, f"g{size}", size, common)
+            t0 = time.perf_counter()
+            train_group(group)
+            rate = size * epochs / (time.perf_counter() - t0)
+            target = " (target >= 3x)" if size == 16 else ""
+            rows.append((f"group of {size}: member-epochs/s (ratio to solo{target})", f"{rate:.1f} ({rate / solo_rate:.2f}x)"))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        alone = workbench.train("alone", "fast", device="cpu", progress=False, root=root)
+        group = _sweep_members(root, "grouped", 4, {})
+        train_group(group)
+        a, g = outcome(alone.metrics), outcome(store_run(group[0].path).metrics)
+        rows.append(("fast preset alone: memorisation / grok step (train, test acc >= 99%)", f"{a['fit_step']} / {a['gen_step']}"))
+        rows.append(("fast preset as member 0 of a group of 4: memorisation / grok step", f"{g['fit_step']} / {g['gen_step']}"))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for count in (2, 6):
+            definition = root / f"m{count}.toml"
+            definition.write_text('base = "smoke"\n[set]\nepochs = 300\n'
+                                  f"[axes]\nmodel_seed = {{ range = [0, {count}] }}\n")
+            seconds, rss = _probe_rss(definition, root, f"m{count}")
+            rows.append((f"sweep of {count} smoke members, train + probe in one process: s / peak RSS MiB",
+                         f"{seconds:.1f} / {rss:.0f}"))
+    return _table("Sweeps: batched training and sweep probing", rows)
+
+
+def store_run(path: Path):
+    from workbench import store
+
+    return store.Run(path)
+
+
+SECTIONS = {"train": bench_train, "probe": bench_probe, "fast": bench_fast, "llc": bench_llc, "sweep": bench_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -75,6 +75,25 @@ def _parser() -> argparse.ArgumentParser:
     p.epilog = ("Config fields follow as key=value: for a bare state dict they are its config (p=113 d_model=128 ...); "
                 "for the other formats they fix what the file lacks (split_seed=598).")
 
+    p = sub.add_parser("sweep", help="train every member of a sweep (resumable, in batched groups), then probe them all")
+    p.add_argument("sweep", help="a shipped sweep (see `python -m workbench sweeps`) or a path to a .toml definition")
+    p.add_argument("--name", default=None, help="the sweep's folder under checkpoints/ (default: the definition's name)")
+    p.add_argument("--executor", default="local", help="local (default: in this process, or --workers processes) "
+                   "or ray (one task per group, on $RAY_ADDRESS or a local Ray)")
+    p.add_argument("--workers", type=int, default=1, help="local: processes training groups and probing members")
+    p.add_argument("--group-size", type=int, default=8, help="at most this many members train as one stacked model")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--no-probe", action="store_true", help="train only")
+    p.add_argument("--no-progress", action="store_true", help="no per-member lines")
+    p.epilog = ("Overrides follow as key=value (a field for every member), key=v1,v2 (an axis) or seeds=N, "
+                "e.g. epochs=1000 weight_decay=0.3,1 seeds=2.")
+
+    p = sub.add_parser("sweep-report", help="write checkpoints/<sweep>/report/index.html (probing the sweep if needed)")
+    p.add_argument("sweep", help="sweep name or path")
+    p.add_argument("--no-images", action="store_true", help="HTML only, no static images")
+
+    p = sub.add_parser("sweeps", help="list the shipped sweep definitions")
+
     p = sub.add_parser("runs", help="list runs")
 
     p = sub.add_parser("info", help="summarise one run: config, progress, final metrics")
@@ -174,6 +193,50 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from workbench.config import parse_overrides
+    from workbench.sweep import run_sweep
+    from workbench.sweep_probe import phase_table
+
+    sweep = run_sweep(args.sweep, parse_overrides(args.overrides), root=runs_root(), executor=args.executor,
+                      workers=args.workers, group_size=args.group_size, device=args.device,
+                      probe=not args.no_probe, progress=not args.no_progress, sweep_name=args.name)
+    statuses = [m["status"].split(":")[0] for m in sweep.members]
+    print(f"sweep {sweep.name!r}: " + ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses)))
+          + f"  -> {sweep.path}")
+    if not args.no_probe:
+        table = sweep.table
+        axes = [a for a in sweep.definition.axis_names if a in table and table[a].nunique() > 1 and a != "seed"]
+        if len(axes) >= 2:
+            print(phase_table(table, axes[0], axes[1]).to_string())
+        elif "outcome" in table:
+            print(table[["member", "outcome", "fit_step", "gen_step", "key_freqs"]].to_string(index=False))
+        print(f"table: {sweep.path / 'sweep.csv'}   (next: make report SWEEP={sweep.name})")
+    return 1 if "pending" in statuses or any(s == "failed" for s in statuses) else 0
+
+
+def _cmd_sweep_report(args: argparse.Namespace) -> int:
+    from workbench.report import FORMATS
+    from workbench.sweep import open_sweep
+    from workbench.sweep_report import build_sweep_report
+
+    result = build_sweep_report(open_sweep(args.sweep, runs_root()), formats=() if args.no_images else FORMATS)
+    if result.image_error:
+        print(f"note: {result.image_error}", file=sys.stderr)
+    print(f"{len(result.figures)} figures, {len(result.images)} image files")
+    print(f"report: {result.index}")
+    return 0
+
+
+def _cmd_sweeps(args: argparse.Namespace) -> int:
+    from workbench.sweep import SWEEP_DIR, definition_names
+
+    for name in definition_names():
+        print(f"== {name}")
+        print((SWEEP_DIR / f"{name}.toml").read_text().strip())
+    return 0
+
+
 def _cmd_runs(args: argparse.Namespace) -> int:
     from workbench.store import list_runs, open_run
 
@@ -221,10 +284,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, extra = parser.parse_known_args(argv)
         # key=value overrides may sit anywhere on a train command line
         args.overrides = [e for e in extra if not e.startswith("-")]
-        stray = [e for e in extra if e not in args.overrides or args.command not in ("train", "probe", "report", "import")]
+        stray = [e for e in extra if e not in args.overrides or args.command not in ("train", "probe", "report", "import", "sweep")]
         if stray:
             parser.error(f"unrecognized arguments: {' '.join(stray)}")
-        command = {"train": _cmd_train, "probe": _cmd_probe, "report": _cmd_report, "import": _cmd_import, "runs": _cmd_runs, "info": _cmd_info, "presets": _cmd_presets}[args.command]
+        command = {"train": _cmd_train, "probe": _cmd_probe, "report": _cmd_report, "import": _cmd_import, "runs": _cmd_runs, "info": _cmd_info, "presets": _cmd_presets, "sweep": _cmd_sweep,
+                   "sweep-report": _cmd_sweep_report, "sweeps": _cmd_sweeps}[args.command]
         return command(args)
     except (UsageError, CorruptCheckpoint) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -30,6 +30,10 @@ ACTIVATIONS = ("relu", "gelu", "gelu_new", "silu")
 # Initialisation rules (formulas and sources: `workbench.model.initial_weights`). Named here, not
 # imported from the model module, so that validating a config never imports TransformerLens.
 INIT_RULES = ("tl4", "nanda2023", "tl2")
+# training variants (formulas and papers: `workbench.variants`)
+GROKFAST = ("none", "ema", "ma")
+LOSSES = ("cross_entropy", "stablemax")
+OPTIMIZERS = ("adamw", "orthograd")
 
 
 @dataclass(frozen=True)
@@ -59,12 +63,24 @@ class RunConfig:
     beta1: float = 0.9
     beta2: float = 0.98
     warmup_steps: int = 10
+    # Omnigrok (Liu et al. 2023): every initial weight multiplied by this (1: the init rule's own scale)
+    init_scale: float = 1.0
+    # label noise (Nakkiran et al. 2019): this fraction of the training labels replaced by a fixed
+    # random wrong label, drawn once and stored in the split (`tasks.add_label_noise`); 0: none
+    label_noise: float = 0.0
     freeze_biases: bool = False
     attn_bias: bool = True  # False: attention q/k/v/o biases stay 0 (Nanda et al. 2023's model has none)
     # attention rate (Zhong et al. 2023): pattern = attn_rate * softmax + (1 - attn_rate) * J, J the
     # all-ones matrix on the causal positions; 1: ordinary attention, 0: constant attention (their
     # "Model B", which learns the pizza). Formulas: `workbench.model.rated_pattern`.
     attn_rate: float = 1.0
+    # training variants (`workbench.variants`; the `variants` sweep compares them on the same seeds)
+    grokfast: str = "none"  # Grokfast's gradient filter (Lee et al. 2024): none, ema or ma
+    grokfast_alpha: float = 0.98  # the ema filter's momentum (the paper's default)
+    grokfast_lamb: float = 2.0  # the amplification of the slow gradient (paper: 2 for ema, 5 for ma)
+    grokfast_window: int = 100  # the ma filter's window (the paper's default)
+    loss: str = "cross_entropy"  # or stablemax (Prieto et al. 2025)
+    optimizer: str = "adamw"  # or orthograd: AdamW on the ⊥Grad gradient (Prieto et al. 2025)
     # what is recorded
     eval_every: int = 10  # train/test loss and accuracy every this many steps
     ckpt_every: int = 100  # a checkpoint every this many steps (0: none)
@@ -91,6 +107,20 @@ class RunConfig:
         if not 0.0 <= self.attn_rate <= 1.0:
             raise UsageError(f"attn_rate must lie in [0, 1] (1: trained attention, 0: constant attention), "
                              f"got {self.attn_rate}")
+        if not (self.init_scale > 0 and self.init_scale < float("inf")):
+            raise UsageError(f"init_scale must be a positive number (1: the init rule's own scale), got {self.init_scale}")
+        if not 0.0 <= self.label_noise < 1.0:
+            raise UsageError(f"label_noise must lie in [0, 1) (the fraction of training labels made wrong), "
+                             f"got {self.label_noise}")
+        for name, valid in (("grokfast", GROKFAST), ("loss", LOSSES), ("optimizer", OPTIMIZERS)):
+            if getattr(self, name) not in valid:
+                raise UsageError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
+        if not 0.0 <= self.grokfast_alpha < 1.0:
+            raise UsageError(f"grokfast_alpha must lie in [0, 1), got {self.grokfast_alpha}")
+        if self.grokfast_lamb < 0:
+            raise UsageError(f"grokfast_lamb must be >= 0, got {self.grokfast_lamb}")
+        if self.grokfast_window < 1:
+            raise UsageError(f"grokfast_window must be a positive integer, got {self.grokfast_window}")
         if self.weight_decay < 0:
             raise UsageError(f"weight_decay must be >= 0, got {self.weight_decay}")
         for name in ("beta1", "beta2"):
@@ -105,7 +135,9 @@ _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 FIELD_TYPES: dict[str, type] = {f.name: _TYPES[str(f.type)] for f in fields(RunConfig)}
 
 
-def _coerce(key: str, value: Any) -> Any:
+def coerce(key: str, value: Any) -> Any:
+    """``value`` (a string from the command line, or a TOML value) as field ``key``'s type; a
+    `UsageError` naming the field if it is not one."""
     kind = FIELD_TYPES[key]
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
         return value
@@ -134,7 +166,7 @@ def from_dict(values: Mapping[str, Any]) -> RunConfig:
         raise UsageError(
             f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(FIELD_TYPES)}"
         )
-    return RunConfig(**{k: _coerce(k, v) for k, v in values.items()})
+    return RunConfig(**{k: coerce(k, v) for k, v in values.items()})
 
 
 def preset_names() -> list[str]:

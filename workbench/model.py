@@ -163,19 +163,26 @@ def initial_weights(cfg: RunConfig) -> dict[str, torch.Tensor]:
       (``HookedTransformer._init_weights_gpt2``; boot_native draws the same scale but shrinks W_O
       and W_out by 1/sqrt(2 n_layers)).
 
-    The draws use a private generator, so the global random state is untouched.
+    The draws use a private generator, so the global random state is untouched. Then every
+    tensor is multiplied by ``init_scale`` (Omnigrok, Liu et al. 2023: the initial weight norm as
+    the knob that makes grokking appear or vanish); 1 leaves the rule's weights untouched.
     """
     if cfg.init == "tl4":
         bridge = build_bridge(cfg)
         # state_dict() aliases the live parameters; clone so the bridge can be dropped.
-        return {k: v.detach().clone() for k, v in bridge.state_dict().items()}
-    from workbench import legacy
+        weights = {k: v.detach().clone() for k, v in bridge.state_dict().items()}
+    else:
+        from workbench import legacy
 
-    if cfg.init == "nanda2023":
-        return convert_nanda2023_state_dict(cfg, legacy.nanda2023_init(cfg))
-    if cfg.init == "tl2":
-        return convert_tl2_state_dict(cfg, legacy.tl2_init(cfg))
-    raise AssertionError(cfg.init)  # RunConfig validates init
+        if cfg.init == "nanda2023":
+            weights = convert_nanda2023_state_dict(cfg, legacy.nanda2023_init(cfg))
+        elif cfg.init == "tl2":
+            weights = convert_tl2_state_dict(cfg, legacy.tl2_init(cfg))
+        else:
+            raise AssertionError(cfg.init)  # RunConfig validates init
+    if cfg.init_scale != 1.0:
+        weights = {k: v * cfg.init_scale for k, v in weights.items()}
+    return weights
 
 
 def convert_tl2_state_dict(cfg: RunConfig, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -207,7 +207,7 @@ td, th { border: 1px solid #ddd; padding: 4px 8px; text-align: left; font-size: 
 """
 
 
-def _export_images(figs: dict[str, tuple[go.Figure, str]], out: Path, formats) -> tuple[list[Path], str | None]:
+def export_images(figs: dict[str, tuple[go.Figure, str]], out: Path, formats) -> tuple[list[Path], str | None]:
     try:
         import kaleido
 
@@ -237,6 +237,28 @@ def _export_images(figs: dict[str, tuple[go.Figure, str]], out: Path, formats) -
     return written, None
 
 
+def figure_sections(figs: dict[str, tuple[go.Figure, str]], image_error: str | None) -> list[str]:
+    """HTML for each figure: its title, the plotly div (fixed id) and its caption, naming the
+    image files unless they could not be written."""
+    out = []
+    for name, (fig, caption) in figs.items():
+        out.append(f"<h2>{html.escape(fig.layout.title.text or name)}</h2>")
+        out.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{name}",
+                               config={"displaylogo": False}))
+        out.append(f"<p class='caption'>{html.escape(caption)}"
+                   + (f" <span class='muted'>[{name}.png / .svg / .pdf]</span>" if not image_error else "") + "</p>")
+    return out
+
+
+def page_html(title: str, body: list[str]) -> str:
+    """A self-contained page: plotly.js inlined once, the report's style."""
+    from plotly.offline import get_plotlyjs
+
+    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}"
+            f"</title><style>{CSS}</style>\n<script>{get_plotlyjs()}</script></head>\n<body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
 def build_report(
     run: str | Path | store.Run,
     formats: Sequence[str] = FORMATS,
@@ -249,29 +271,19 @@ def build_report(
 ) -> ReportResult:
     """Probe the run if needed (cached; with its current probe options, or the ones given),
     then write ``report/index.html`` and the static images."""
-    from plotly.offline import get_plotlyjs
-
     run = run if isinstance(run, store.Run) else store.open_run(run, root)
     given = settings is not None or bool(overrides) or engine is not None or key_freqs is not None
     results = probe(run, settings=settings, overrides=overrides, engine=engine, key_freqs=key_freqs, progress=progress)
     figs = build_figures(run, results)
     out = store.report_dir(run)
-    images, error = _export_images(figs, out, formats) if formats else ([], None)
+    images, error = export_images(figs, out, formats) if formats else ([], None)
 
     body = [f"<h1>Grokking report: {html.escape(run.name)}</h1>", _summary_html(run, results, given)]
     if error:
         body.append(f"<p class='muted'>{html.escape(error)}</p>")
-    for name, (fig, caption) in figs.items():
-        body.append(f"<h2>{html.escape(fig.layout.title.text or name)}</h2>")
-        body.append(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{name}",
-                                config={"displaylogo": False}))
-        body.append(f"<p class='caption'>{html.escape(caption)}"
-                    + (f" <span class='muted'>[{name}.png / .svg / .pdf]</span>" if not error else "") + "</p>")
+    body += figure_sections(figs, error)
     body.append("<h2 id='circuitsvis'>Attention patterns (circuitsvis)</h2><p class='caption'>Per head, from each token to the "
                 "earlier ones, for a few test inputs before, during and after grokking.</p>")
     body.append(_circuitsvis_section(run, readable_steps(run, results), results.phases.steps))
-    page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(run.name)} — grokking report"
-            f"</title><style>{CSS}</style>\n<script>{get_plotlyjs()}</script></head>\n<body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
-    index = store.write_report_page(run, page)
+    index = store.write_report_page(run, page_html(f"{run.name} — grokking report", body))
     return ReportResult(index=index, figures=list(figs), options=results.options, images=images, image_error=error)

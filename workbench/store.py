@@ -7,14 +7,16 @@ contains no pickles::
     provenance.json           package versions, git commit, and one entry per training session
                               (device, steps covered, wall time)
     split.safetensors         the train/test split itself: ``train`` [n_train], ``test`` [n_test]
-                              indices into the task's inputs (a-major order)
+                              indices into the task's inputs (a-major order); with label noise
+                              also ``train_labels`` [n_train], the labels training fits
     metrics.jsonl             append-only: one JSON object per evaluation
                               (step, train_loss, train_acc, test_loss, test_acc, lr, wall_s)
     steps/step_0001200.safetensors
                               one file per checkpoint: the model's state dict (names from
                               `workbench.model`), metadata ``step``
     state.safetensors         what resuming needs (`ResumeState`): ``weights/<name>``,
-                              ``adam/<exp_avg|exp_avg_sq|step>/<name>``, ``rng/torch``; metadata ``step``
+                              ``adam/<exp_avg|exp_avg_sq|step>/<name>``, ``rng/torch``, and with a
+                              Grokfast filter ``grad_filter/<name>``; metadata ``step``
     probes/<probe>.csv        tidy probe tables (`make probe`)
     probes/settings.json      the probe options the tables were made with (`ProbeOptions`)
     probes/index.json         the probe cache (`ProbeCache`): what each row depends on
@@ -43,7 +45,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -265,9 +267,9 @@ class Run:
     def split(self) -> Split:
         path = self.path / SPLIT
         tensors = _load_tensors(path, "restore it from a copy of this run (it is written once, at creation)")
-        if set(tensors) != {"train", "test"}:
+        if not {"train", "test"} <= set(tensors) <= {"train", "test", "train_labels"}:
             raise DamagedFile(f"{path} is damaged (expected tensors train and test); restore it from a copy of this run")
-        return Split(train=tensors["train"], test=tensors["test"])
+        return Split(train=tensors["train"], test=tensors["test"], train_labels=tensors.get("train_labels"))
 
     @property
     def final_step(self) -> int:
@@ -358,7 +360,8 @@ def create_run(path: Path, cfg: RunConfig, provenance: dict[str, Any], split: Sp
         (tmp / STEPS_DIR).mkdir()
         files.write_json(tmp / CONFIG, cfg.to_dict())
         files.write_json(tmp / PROVENANCE, provenance)
-        write_tensors(tmp / SPLIT, {"train": split.train, "test": split.test})
+        noisy = {} if split.train_labels is None else {"train_labels": split.train_labels}
+        write_tensors(tmp / SPLIT, {"train": split.train, "test": split.test, **noisy})
         write_state(tmp, state)
         if fill is not None:
             fill(Run(tmp))
@@ -384,12 +387,13 @@ def write_checkpoint(run: Run, step: int, weights: dict[str, torch.Tensor]) -> N
 class ResumeState:
     """What resuming needs: the step, the weights, AdamW's state per parameter name
     (``{name: {"exp_avg": t, "exp_avg_sq": t, "step": t}}``; empty before the first update) and
-    torch's RNG state."""
+    torch's RNG state; ``grad_filter``: the state of a Grokfast filter (`workbench.variants`)."""
 
     step: int
     weights: dict[str, torch.Tensor]
     adam: dict[str, dict[str, torch.Tensor]]
     rng: torch.Tensor
+    grad_filter: dict[str, torch.Tensor] = field(default_factory=dict)  # Grokfast's filter state, by weight name
 
 
 def write_state(run_dir: Path, state: ResumeState) -> None:
@@ -398,6 +402,7 @@ def write_state(run_dir: Path, state: ResumeState) -> None:
         for key, value in moments.items():
             tensors[f"adam/{key}/{name}"] = value.reshape(-1) if key == "step" else value
     tensors["rng/torch"] = state.rng
+    tensors.update({f"grad_filter/{k}": v.contiguous() for k, v in state.grad_filter.items()})
     write_tensors(run_dir / STATE, tensors, {"step": str(state.step)})
 
 
@@ -416,7 +421,8 @@ def read_state(run: Run) -> ResumeState:
         if k.startswith("adam/"):
             _, key, name = k.split("/", 2)
             adam.setdefault(name, {})[key] = v.reshape(()) if key == "step" else v
-    return ResumeState(step=step, weights=weights, adam=adam, rng=tensors["rng/torch"])
+    grad_filter = {k[len("grad_filter/"):]: v for k, v in tensors.items() if k.startswith("grad_filter/")}
+    return ResumeState(step=step, weights=weights, adam=adam, rng=tensors["rng/torch"], grad_filter=grad_filter)
 
 
 def last_good_checkpoint(run: Run) -> tuple[int, dict[str, torch.Tensor]]:

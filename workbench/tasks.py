@@ -67,10 +67,37 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Split:
-    """Indices into a `Dataset`: train: [n_train], test: [n_test], disjoint, covering all."""
+    """Indices into a `Dataset`: train: [n_train], test: [n_test], disjoint, covering all.
+    train_labels: [n_train] int64, the labels training fits when the run has label noise
+    (`add_label_noise`), else None (the task's own labels)."""
 
     train: torch.Tensor
     test: torch.Tensor
+    train_labels: torch.Tensor | None = None
+
+    def train_targets(self, dataset: Dataset) -> torch.Tensor:
+        """The labels training fits, [n_train]: the noisy ones if the split has them."""
+        return dataset.labels[self.train] if self.train_labels is None else self.train_labels
+
+
+# label noise draws from its own generator, seeded from split_seed + this offset, so the same
+# split_seed gives the same split with and without noise
+NOISE_SEED_OFFSET = 7_919
+
+
+def add_label_noise(split: Split, dataset: Dataset, fraction: float, seed: int, p: int) -> Split:
+    """The split with ``round(fraction * n_train)`` training labels replaced by a fixed random
+    wrong label (label + k mod p, k uniform in 1..p-1), as in the label-noise experiments of
+    Nakkiran et al. 2019 ("Deep double descent"). The test set keeps its true labels. Seeded by
+    ``seed + NOISE_SEED_OFFSET``; ``fraction`` 0 returns ``split`` unchanged."""
+    if fraction == 0:
+        return split
+    labels = dataset.labels[split.train].clone()
+    gen = torch.Generator().manual_seed(seed + NOISE_SEED_OFFSET)
+    flipped = torch.randperm(len(labels), generator=gen)[: round(fraction * len(labels))]
+    shift = torch.randint(1, p, (len(flipped),), generator=gen)
+    labels[flipped] = (labels[flipped] + shift) % p
+    return Split(train=split.train, test=split.test, train_labels=labels)
 
 
 def check_task(operation: str, p: int) -> None:

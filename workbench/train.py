@@ -41,7 +41,8 @@ from workbench import store
 from workbench.config import DEFAULT_PRESET, RunConfig, load_config
 from workbench.errors import UsageError
 from workbench.model import FastTransformer, initial_weights, trainable_module, trainable_names
-from workbench.tasks import make_dataset, make_split
+from workbench.tasks import add_label_noise, make_dataset, make_split
+from workbench.variants import GradFilter, orthogonal_grad, training_loss
 
 
 def checkpoint_steps(cfg: RunConfig) -> list[int]:
@@ -129,6 +130,7 @@ def create_run(run_path: Path, cfg: RunConfig) -> store.Run:
     """A new run directory: config, provenance, the split, and the step-0 resume state."""
     ds = make_dataset(cfg.operation, cfg.p, cfg.table_seed)
     split = make_split(ds.n_examples, cfg.frac_train, cfg.split_seed, cfg.split_rule)
+    split = add_label_noise(split, ds, cfg.label_noise, cfg.split_seed, cfg.p)
     state = store.ResumeState(step=0, weights=initial_weights(cfg), adam={}, rng=torch.get_rng_state())
     return store.create_run(run_path, cfg, provenance(cfg), split, state)
 
@@ -156,6 +158,18 @@ def _evaluate(model: FastTransformer, tokens: torch.Tensor, labels: torch.Tensor
         loss = F.cross_entropy(logits.double(), labels).item()
         acc = (logits.argmax(-1) == labels).double().mean().item()
     return loss, acc
+
+
+def _transform_gradients(model: FastTransformer, names: list[str], cfg: RunConfig, grad_filter: GradFilter) -> None:
+    """The variants' gradient steps, in place, between backward and AdamW: Grokfast's filter,
+    then ⊥Grad (`workbench.variants`). Nothing for the plain trainer."""
+    if cfg.grokfast == "none" and cfg.optimizer == "adamw":
+        return
+    params = {n: model.w(n) for n in names}
+    grads = grad_filter({n: p.grad for n, p in params.items()})
+    for n, p in params.items():
+        g = grads[n]
+        p.grad = orthogonal_grad(p.detach(), g) if cfg.optimizer == "orthograd" else g
 
 
 def reset_state_from_checkpoint(run: store.Run) -> int:
@@ -209,7 +223,7 @@ def _train_loop(handle: store.Run, cfg: RunConfig, device: torch.device, progres
     start = resume.step
     torch.set_rng_state(resume.rng)
     ds, split = handle.dataset, handle.split
-    x_train, y_train = ds.tokens[split.train].to(device), ds.labels[split.train].to(device)
+    x_train, y_train = ds.tokens[split.train].to(device), split.train_targets(ds).to(device)
     x_test, y_test = ds.tokens[split.test].to(device), ds.labels[split.test].to(device)
 
     model = trainable_module(cfg, resume.weights).to(device)
@@ -217,6 +231,8 @@ def _train_loop(handle: store.Run, cfg: RunConfig, device: torch.device, progres
     params = [model.w(n) for n in names]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
     _load_adam_state(optimizer, names, resume.adam, device)
+    grad_filter = GradFilter(cfg.grokfast, cfg.grokfast_alpha, cfg.grokfast_lamb, cfg.grokfast_window,
+                             {k: v.to(device) for k, v in resume.grad_filter.items()})
 
     # Metrics after the resumed step were logged by the interrupted process; they are
     # recomputed identically below, so drop them rather than keep duplicates.
@@ -249,7 +265,8 @@ def _train_loop(handle: store.Run, cfg: RunConfig, device: torch.device, progres
     def checkpoint(step: int) -> None:
         weights_now = model.bridge_weights()
         store.write_checkpoint(handle, step, weights_now)
-        store.write_state(run_path, store.ResumeState(step, weights_now, _adam_state(optimizer, names), torch.get_rng_state()))
+        store.write_state(run_path, store.ResumeState(step, weights_now, _adam_state(optimizer, names), torch.get_rng_state(),
+                                                      grad_filter.state_dict()))
 
     step = start
     try:
@@ -267,13 +284,14 @@ def _train_loop(handle: store.Run, cfg: RunConfig, device: torch.device, progres
                 checkpoint(step)
             if step == end:
                 break
-            loss = F.cross_entropy(logits.double(), y_train)
+            loss = training_loss(cfg.loss, logits, y_train)
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"training loss became {loss.item()} at step {step}; lower lr and start a new run")
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(cfg, step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            _transform_gradients(model, names, cfg, grad_filter)
             optimizer.step()
             if bar is not None:
                 bar.update(1)

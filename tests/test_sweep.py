@@ -1,0 +1,282 @@
+"""Sweeps: batched training against solo training, kill and resume, executors, outcome classes,
+the sweep table and report, the new config fields, and bad input."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import workbench
+from probes.outcome import outcome
+from tests.conftest import snapshot
+from workbench import store
+from workbench.batched import padding, stacked_forward, train_group
+from workbench.cli import main
+from workbench.config import load_config
+from workbench.model import initial_weights, trainable_module
+from workbench.sweep import MANIFEST, chunks, open_sweep, prepare, read_definition, run_sweep
+
+train_module = importlib.import_module("workbench.train")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _definition(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def _weights_vector(run: store.Run, step: int) -> torch.Tensor:
+    w = run.weights(step)
+    return torch.cat([w[k].flatten() for k in sorted(w)])
+
+
+def _same_run_files(a: Path, b: Path) -> None:
+    """Every checkpoint and the resume state bit-identical; metrics equal but for wall time."""
+    ra, rb = store.Run(a), store.Run(b)
+    assert ra.steps == rb.steps and ra.is_complete and rb.is_complete
+    for step in ra.steps:
+        assert (ra.step_path(step)).read_bytes() == (rb.step_path(step)).read_bytes(), f"{a.name} step {step}"
+    sa, sb = load_file(a / store.STATE), load_file(b / store.STATE)
+    # weights, AdamW moments (the RNG state is whatever the creating process had; training draws nothing)
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa if k != "rng/torch")
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]  # noqa: E731
+    assert strip(ra.metrics_rows) == strip(rb.metrics_rows)
+
+
+# ------------------------------------------------------------------ batched training
+def test_stacked_forward_equals_each_members_solo_forward():
+    cfgs = [load_config("smoke", {"model_seed": s, "init_scale": 1.0 + s, "attn_rate": 1.0}) for s in range(3)]
+    weights = [initial_weights(c) for c in cfgs]
+    stacked = {k: torch.stack([w[k] for w in weights]) for k in weights[0]}
+    tokens = torch.randint(0, 23, (3, 40, 3))
+    tokens[..., 2] = 23  # the "=" token
+    out = stacked_forward(cfgs[0], stacked, tokens)
+    for i, (cfg, w) in enumerate(zip(cfgs, weights, strict=True)):
+        solo = trainable_module(cfg, w)(tokens[i])
+        torch.testing.assert_close(out[i], solo, rtol=1e-5, atol=1e-5)
+
+
+def test_member_trained_in_a_group_matches_the_same_config_trained_alone(runs_root):
+    """Weights within 1e-4 relative after 200 steps, for members that differ in every scalar a
+    group allows. (At lr 1e-4: at the presets' lr 1e-2 Adam's first steps amplify any rounding
+    difference, a solo run's own 1e-7 perturbation included, far past 1e-4 — see the README.)"""
+    varied = [{"lr": 1e-4}, {"lr": 2e-4, "model_seed": 1, "split_seed": 3, "frac_train": 0.5, "weight_decay": 0.3},
+              {"lr": 1e-4, "init_scale": 0.5, "beta2": 0.99, "warmup_steps": 3, "label_noise": 0.1}]
+    common = {"epochs": 200, "ckpt_every": 100}
+    group = [train_module.create_run(runs_root / f"g{i}", load_config("smoke", {**common, **v}))
+             for i, v in enumerate(varied)]
+    assert train_group(group) == {f"g{i}": "complete" for i in range(3)}
+    for i, v in enumerate(varied):
+        solo = workbench.train(f"s{i}", "smoke", {**common, **v}, device="cpu", progress=False, root=runs_root)
+        g = store.open_run(runs_root / f"g{i}")
+        assert g.steps == solo.steps and g.metrics.columns.tolist() == solo.metrics.columns.tolist()
+        assert sorted(p.name for p in g.path.iterdir()) == sorted(p.name for p in solo.path.iterdir())
+        a, b = _weights_vector(g, 200), _weights_vector(solo, 200)
+        assert ((a - b).norm() / b.norm()).item() < 1e-4, i
+        torch.testing.assert_close(torch.tensor(g.metrics.train_loss.values), torch.tensor(solo.metrics.train_loss.values),
+                                   rtol=1e-4, atol=0)
+    # the group's resume state is a solo run's: the solo trainer reads it and sees a finished run
+    assert workbench.train("g1", device="cpu", progress=False, root=runs_root).is_complete
+
+
+def test_a_group_resumes_bit_identically_whatever_steps_its_members_stopped_at(runs_root):
+    configs = [load_config("smoke", {"epochs": 150, "model_seed": s, "frac_train": f})
+               for s, f in ((0, 0.3), (1, 0.5), (2, 0.4))]
+    ref = [train_module.create_run(runs_root / f"ref{i}", c) for i, c in enumerate(configs)]
+    train_group(ref)
+    cut = [train_module.create_run(runs_root / f"cut{i}", c) for i, c in enumerate(configs)]
+    assert set(train_group(cut, stop_after=50).values()) == {"stopped"}
+    # as if killed between two members' writes: one member ahead (trained with its group's padding)
+    train_group(cut[1:2], stop_after=100, pad=padding(cut))
+    assert [r.state_step for r in cut] == [50, 100, 50]
+    assert train_group(cut) == {f"cut{i}": "complete" for i in range(3)}
+    for i in range(3):
+        _same_run_files(runs_root / f"ref{i}", runs_root / f"cut{i}")
+
+
+def test_a_diverging_member_fails_alone_and_is_not_retrained(runs_root, tmp_path):
+    path = _definition(tmp_path, "diverge", 'base = "smoke"\n[set]\nepochs = 40\nwarmup_steps = 0\n'
+                                            "[axes]\nlr = [1e-2, 1e30]\n")
+    sweep = run_sweep(path, root=runs_root, probe=False, progress=False)
+    status = {m["name"]: m["status"] for m in sweep.members}
+    assert status["lr0.01"] == "complete"
+    assert status["lr1e30"].startswith("failed: training loss became") and "at step" in status["lr1e30"]
+    before = snapshot(sweep.path / "lr1e30")
+    run_sweep(path, root=runs_root, probe=False, progress=False)  # a rerun leaves the failed member alone
+    assert snapshot(sweep.path / "lr1e30") == before
+
+
+@pytest.mark.slow
+def test_sweep_killed_with_sigkill_completes_bit_identically_when_run_again(runs_root, tmp_path):
+    text = 'base = "smoke"\n[set]\nepochs = 400\nckpt_every = 20\n[axes]\nmodel_seed = [0, 1, 2]\n'
+    path = _definition(tmp_path, "killme", text)
+    reference = run_sweep(path, root=runs_root / "ref", probe=False, progress=False)
+    env = {**os.environ, "WORKBENCH_CHECKPOINTS": str(runs_root)}
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "sweep", str(path), "--no-probe"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    member = runs_root / "killme" / "model_seed0"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (member / store.STATE).exists() and (store.Run(member).state_step or 0) >= 100:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 100 <= store.Run(member).state_step < 400, "the kill should land mid-run"
+    assert main(["sweep", str(path), "--no-probe", "--no-progress"]) == 0
+    for m in reference.members:
+        _same_run_files(reference.path / m["name"], runs_root / "killme" / m["name"])
+
+
+@pytest.mark.slow
+def test_ray_executor_writes_the_same_run_directories_as_local(runs_root, tmp_path):
+    pytest.importorskip("ray")
+    import ray
+
+    text = 'base = "smoke"\n[set]\nepochs = 60\n[axes]\nlr = [1e-2, 3e-3]\nd_mlp = [32, 64]\n'
+    path = _definition(tmp_path, "exec", text)
+    local = run_sweep(path, root=runs_root / "local", probe=False, progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        on_ray = run_sweep(path, root=runs_root / "ray", executor="ray", probe=False, progress=False)
+    finally:
+        ray.shutdown()
+    assert len(chunks(local, 8)) == 2 and [m["status"] for m in on_ray.members] == ["complete"] * 4
+    for m in local.members:  # two groups (two widths), each trained by its own Ray task
+        _same_run_files(local.path / m["name"], on_ray.path / m["name"])
+
+
+# ------------------------------------------------------------------ outcome classes and the table
+def test_outcome_rules_on_metrics_whose_class_is_known():
+    def metrics(train, test):
+        return pd.DataFrame({"step": range(0, 10 * len(train), 10), "train_acc": train, "test_acc": test})
+
+    assert outcome(metrics([0.1, 0.5, 0.8], [0.1, 0.1, 0.1]))["outcome"] == "confusion"
+    assert outcome(metrics([0.1, 1, 1, 1], [0.1, 0.2, 0.3, 0.5]))["outcome"] == "memorisation"
+    assert outcome(metrics([0.1, 1, 1, 1], [0.1, 0.5, 1, 1])) == {"outcome": "comprehension", "fit_step": 10,
+                                                                  "gen_step": 20}
+    late = [0.1] + [1.0] * 30
+    assert outcome(metrics(late, [0.1] * 25 + [1.0] * 6)) == {"outcome": "grokking", "fit_step": 10, "gen_step": 250}
+
+
+@pytest.mark.slow
+def test_sweep_table_classes_runs_that_grok_memorise_and_cannot_fit(runs_root, tmp_path):
+    """Real runs whose class is known: addition at frac 0.9 groks (fits by ~70, generalises ~860);
+    the random table memorises; lr 1e-5 cannot fit in 1,000 steps."""
+    text = ('base = "smoke"\nmember_name = "{operation}-lr{lr}"\n'
+            "[set]\nepochs = 1000\nckpt_every = 100\nd_mlp = 128\nfrac_train = 0.9\nweight_decay = 0.3\n"
+            '[axes]\noperation = ["add", "random"]\nlr = [1e-2, 1e-5]\n')
+    sweep = run_sweep(_definition(tmp_path, "classes", text), root=runs_root, progress=False)
+    table = sweep.table.set_index("member")
+    assert table.outcome.to_dict() == {"add-lr0.01": "grokking", "add-lr1e-05": "confusion",
+                                       "random-lr0.01": "memorisation", "random-lr1e-05": "confusion"}
+    grok = table.loc["add-lr0.01"]
+    assert grok.fit_step < 200 < 600 < grok.gen_step and grok.grokked_step == grok.gen_step
+    assert grok.n_key_freqs > 0 and grok.weight_norm > 0 and grok.n_params > 0
+    assert table.loc["random-lr0.01"].n_key_freqs == 0
+    criteria = json.loads((sweep.path / "outcomes.json").read_text())
+    assert "grokking" in criteria["outcome"] and "memorization" in criteria["phases"]
+    # the same table through the notebook API, and the report with its phase diagram
+    assert workbench.open_sweep("classes", root=runs_root).table.equals(sweep.table)
+    from workbench.sweep_report import build_sweep_report
+
+    report = build_sweep_report(sweep, formats=())
+    assert "phase_diagram" in report.figures and report.index.is_file()
+    page = report.index.read_text()
+    assert "Phase diagram" in page and "random-lr0.01" in page and "http" not in page.split("<script>")[0]
+
+
+# ------------------------------------------------------------------ new config fields
+def test_label_noise_flips_exactly_that_fraction_of_training_labels_to_wrong_ones(runs_root):
+    run = train_module.create_run(runs_root / "noisy", load_config("smoke", {"label_noise": 0.25}))
+    clean = run.dataset.labels
+    split = store.open_run(runs_root / "noisy").split  # read back from split.safetensors
+    flipped = split.train_labels != clean[split.train]
+    assert int(flipped.sum()) == round(0.25 * len(split.train))
+    assert split.train_targets(run.dataset) is split.train_labels
+    same = train_module.create_run(runs_root / "noisy2", load_config("smoke", {"label_noise": 0.25}))
+    assert torch.equal(same.split.train_labels, split.train_labels), "the noise is fixed by split_seed"
+    plain = train_module.create_run(runs_root / "plain", load_config("smoke", {}))
+    assert plain.split.train_labels is None and torch.equal(plain.split.train, split.train)
+
+
+def test_init_scale_multiplies_every_initial_weight():
+    one, three = initial_weights(load_config("smoke", {})), initial_weights(load_config("smoke", {"init_scale": 3.0}))
+    assert all(torch.equal(three[k], one[k] * 3.0) for k in one)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("label_noise=1.0", "label_noise must lie in [0, 1)"),
+    ("init_scale=0", "init_scale must be a positive number"),
+])
+def test_new_fields_refuse_bad_values(runs_root, capsys, override, message):
+    assert main(["train", "x", "--preset", "smoke", override]) == 2
+    assert message in capsys.readouterr().err and not (runs_root / "x").exists()
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("text, extra, message", [
+    ('base = "smoke"\n[axes]\nlearning_rate = [1e-3]\n', [], "unknown axis 'learning_rate'"),
+    ('base = "smoke"\n[axes]\nlr = []\n', [], "axis 'lr' has no values"),
+    ('base = "smoke"\n[axes]\nfrac_train = [0.3, 1.5]\n', [], "frac_train must lie strictly between 0 and 1"),
+    ('base = "smoke"\nmember_name = "../x{lr}"\n[axes]\nlr = [1e-3]\n', [], "would not be a plain folder"),
+    ('base = "smoke"\n[axes]\nlr = [1e-3]\n', ["d_mlp=0"], "d_mlp must be a positive integer"),
+    ('base = "smoke"\n[axes]\nlr = [1e-3]\n', ["epochs=10", "lr=1e-3,"], None),  # a one-value axis is fine
+    ('base = "nope"\n', [], "unknown preset 'nope'"),
+    ('base = "smoke"\nseeds = 2\n[axes]\nmodel_seed = [0, 1]\n', [], "seeds pairs model_seed and split_seed"),
+])
+def test_bad_sweep_definitions_exit_2_before_anything_is_written(runs_root, tmp_path, capsys, text, extra, message):
+    path = _definition(tmp_path, "bad", text)
+    code = main(["sweep", str(path), "--no-probe", "--no-progress", *extra])
+    if message is None:
+        assert code == 0
+        return
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not runs_root.exists() or not any(runs_root.iterdir())
+
+
+def test_sweep_name_reused_by_another_definition_is_refused(runs_root, tmp_path, capsys):
+    path = _definition(tmp_path, "same", 'base = "smoke"\n[set]\nepochs = 5\n[axes]\nlr = [1e-3]\n')
+    assert main(["sweep", str(path), "--no-probe", "--no-progress"]) == 0
+    before = snapshot(runs_root)
+    assert main(["sweep", str(path), "--no-probe", "--no-progress", "lr=1e-3,2e-3"]) == 2
+    assert "already exists at" in capsys.readouterr().err and snapshot(runs_root) == before
+    assert main(["sweep", "no-such-sweep"]) == 2 and "shipped sweeps: frac-wd" in capsys.readouterr().err
+    assert main(["sweep", str(path), "--executor", "slurm", "--no-progress"]) == 2
+    assert "unknown executor 'slurm'" in capsys.readouterr().err
+
+
+def test_shipped_definitions_expand_and_name_their_members():
+    for name, count in (("frac-wd", 20), ("seeds", 8), ("width", 8)):
+        members = read_definition(name).members()
+        assert len(members) == count and len({m.name for m in members}) == count
+    seeds = read_definition("seeds").members()
+    assert [(m.config.model_seed, m.config.split_seed) for m in seeds] == [(s, s) for s in range(8)]
+    assert {m.config.label_noise for m in read_definition("width").members()} == {0.2}
+
+
+def test_manifest_and_member_runs_are_ordinary(runs_root, tmp_path):
+    path = _definition(tmp_path, "plain", 'base = "smoke"\nseeds = 2\n[set]\nepochs = 10\n'
+                                          "[axes]\nweight_decay = { linspace = [0.5, 1.0, 2] }\n")
+    sweep = prepare(read_definition(path), runs_root)
+    manifest = json.loads((sweep.path / MANIFEST).read_text())
+    assert [m["name"] for m in manifest["members"]] == ["weight_decay0.5-seed0", "weight_decay0.5-seed1",
+                                                        "weight_decay1-seed0", "weight_decay1-seed1"]
+    assert all(m["status"] == "pending" for m in manifest["members"])
+    run_sweep(path, root=runs_root, probe=False, progress=False)
+    member = workbench.open_run(sweep.path / "weight_decay1-seed1")  # single-run API on a member
+    assert member.is_complete and member.config.model_seed == 1 and member.config.weight_decay == 1.0
+    assert open_sweep("plain", root=runs_root).members[-1]["status"] == "complete"

@@ -1,0 +1,131 @@
+"""The sweep report: ``<sweep>/report/index.html`` plus every figure as PNG, SVG, PDF.
+
+Self-contained like the run report (plotly.js inlined once; opens from disk offline). It shows
+the sweep's definition, the tidy table with the outcome criteria beside it, and the figures of
+`workbench.sweep_figures` that fit the sweep's axes: the phase diagram over its first two axes,
+steps to generalise against each axis, key frequencies across members, test loss of every
+member on one axis, and for a width axis (d_mlp or d_model) the double-descent curves.
+
+Example:
+    >>> build_sweep_report(open_sweep("frac-wd")).index   # .../checkpoints/frac-wd/report/index.html
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from probes.outcome import CRITERIA as OUTCOME_CRITERIA
+from workbench import files, store
+from workbench import sweep_figures as sf
+from workbench.report import FORMATS, export_images, figure_sections, page_html
+from workbench.sweep import SEED_AXIS, TABLE, Sweep
+
+WIDTH_AXES = ("d_mlp", "d_model")
+OVERLAY_LIMIT = 24  # more lines than this on one axis are unreadable
+
+
+@dataclass
+class SweepReport:
+    index: Path
+    figures: list[str]
+    images: list[Path] = field(default_factory=list)
+    image_error: str | None = None
+
+
+def fixed_epoch_losses(sweep: Sweep, members: list[str], epochs: list[int]) -> dict[int, dict[str, float]]:
+    """{epoch: {member: test loss at the last evaluation at or before that epoch}}."""
+    out: dict[int, dict[str, float]] = {e: {} for e in epochs}
+    for name in members:
+        m = store.Run(sweep.path / name).metrics
+        for e in epochs:
+            rows = m[m.step <= e]
+            if len(rows):
+                out[e][name] = float(rows.test_loss.iloc[-1])
+    return out
+
+
+def build_figures(sweep: Sweep, table) -> dict[str, tuple[go.Figure, str]]:
+    """name -> (figure, what to look for), for the figures that fit the sweep's axes."""
+    axes = [a for a in sweep.definition.axis_names if a != SEED_AXIS and table[a].nunique() > 1]
+    trained = table[table.status == "complete"]
+    figs: dict[str, tuple[go.Figure, str]] = {}
+    if len(axes) >= 2:
+        figs["phase_diagram"] = (sf.phase_diagram(table, axes[0], axes[1]),
+                                 "Each cell is a setting; its colour the most common outcome over seeds. Look for "
+                                 "the grokking band between comprehension and memorisation (Liu et al. 2022, Fig. 6), "
+                                 "and how the steps to generalise grow towards its edge.")
+    for axis in axes:
+        figs[f"steps_to_grok_{axis}"] = (
+            sf.steps_to_grok(trained, axis),
+            f"Steps to 99% test accuracy against {axis}; the spread of dots at one value is the spread over seeds. "
+            "Power et al. 2022 (Fig. 1): the time to generalise rises steeply as the training fraction falls.")
+    if "key_freqs" in trained and trained.key_freqs.notna().any():
+        figs["key_frequencies"] = (sf.key_frequencies_across_seeds(trained),
+                                   "Which frequencies members use, and how many: across seeds the set changes while "
+                                   "its size stays small (Chughtai et al. 2023, universality).")
+    names = list(trained.member)[:OVERLAY_LIMIT]
+    if names:
+        metrics = {n: store.Run(sweep.path / n).metrics for n in names}
+        figs["test_loss_overlaid"] = (sf.curves_overlaid(metrics, "test_loss"),
+                                      "Every member's test loss on one step axis: where the drops line up, and where "
+                                      "they do not.")
+    width = next((a for a in axes if a in WIDTH_AXES), None)
+    if width and len(trained):
+        epochs = sorted({int(e) for e in (store.Run(sweep.path / names[0]).config.epochs * f for f in (0.1, 0.3))})
+        at = fixed_epoch_losses(sweep, list(trained.member), epochs)
+        figs["double_descent_width"] = (
+            sf.test_loss_against(trained, width, at),
+            f"Test loss against {width} at the end and at fixed epochs. Model-wise double descent (Nakkiran et al. "
+            "2019) is a rise near the width where the model just fits the (noisy) training set, then a second fall.")
+        labels = {n: f"{width} {v:g}" if isinstance(v, float) else f"{width} {v}"
+                  for n, v in zip(trained.member, trained[width], strict=True)}
+        figs["double_descent_epochs"] = (
+            sf.loss_over_epochs({n: store.Run(sweep.path / n).metrics for n in list(trained.member)[:OVERLAY_LIMIT]},
+                                labels),
+            "Test loss against epoch per width: epoch-wise double descent is a fall, a rise while the noisy labels "
+            "are fitted, and a second fall.")
+        figs["loss_size_norm"] = (sf.loss_against_size_and_norm(trained),
+                                  "The same test losses against parameter count and against the weight norm: "
+                                  "Davies et al. 2022 read grokking and double descent as one effect of the norm.")
+    return figs
+
+
+def _table_html(table) -> str:
+    keep = [c for c in table.columns if c not in ("status",)]
+    return table[keep].to_html(index=False, na_rep="—", float_format=lambda v: f"{v:.4g}", border=0)
+
+
+def build_sweep_report(sweep: Sweep, formats=FORMATS) -> SweepReport:
+    """Write the sweep's report (probing the sweep first if it has no table)."""
+    if not (sweep.path / TABLE).is_file():
+        from workbench.sweep_probe import probe_sweep
+
+        probe_sweep(sweep, progress=False)
+    table = sweep.table
+    figs = build_figures(sweep, table)
+    out = sweep.path / store.REPORT_DIR
+    out.mkdir(exist_ok=True)
+    images, error = export_images(figs, out, formats) if formats else ([], None)
+    definition = json.dumps(sweep.definition.to_dict(), indent=1)
+    criteria = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in OUTCOME_CRITERIA.items())
+    counts = table.outcome.value_counts().to_dict() if "outcome" in table else {}
+    body = [f"<h1>Sweep report: {html.escape(sweep.name)}</h1>",
+            f"<p>{len(table)} members; outcomes: "
+            + (", ".join(f"{html.escape(str(k))} {v}" for k, v in counts.items()) or "none yet") + ".</p>",
+            f"<p>{html.escape(sweep.definition.description)}</p>",
+            f"<details><summary>definition</summary><pre>{html.escape(definition)}</pre></details>"]
+    if error:
+        body.append(f"<p class='muted'>{html.escape(error)}</p>")
+    body += figure_sections(figs, error)
+    body.append("<h2>Members</h2><p class='caption'>The sweep's tidy table (sweep.csv); the outcome class follows "
+                "these criteria (outcomes.json):</p>")
+    body.append(f"<table>{criteria}</table>")
+    body.append(_table_html(table))
+    index = out / store.REPORT_PAGE
+    files.write_text(index, page_html(f"{sweep.name} — sweep report", body))
+    return SweepReport(index=index, figures=list(figs), images=images, image_error=error)
