@@ -19,7 +19,8 @@ Neuron level (TransformerLens grokking demo): A = MLP activations at "=" [p^2, d
                              so that mean(R) = mean(L) (the demo's bias correction)
     neuron_excluded_loss   = CE(L + ((A - P_S A) - A) W_out W_U) on train: exactly the logits
                              of the model with hook_post replaced by A - P_S A
-Also: train_loss, test_loss (of L itself) and test_restricted_ratio = test_loss / restricted_loss.
+Also: train_loss, test_loss (of L itself) and test_restricted_ratio = test_loss / restricted_loss
+(inf when the restricted loss underflows to exactly 0).
 A task with no a +/- b direction (``sign`` 0: the polynomial tasks) has train and test loss only;
 every other measure (`SUM_MEASURES`) is one row with value NaN: not applicable.
 All losses are float64 cross-entropy. With S empty, P_S = 0: restricted logits are the mean
@@ -37,6 +38,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 import torch.nn.functional as F
@@ -85,6 +87,15 @@ def project(X: Float[Tensor, "n_inputs n"], U: Float[Tensor, "m n_inputs"]) -> F
     return U.T @ (U @ X)
 
 
+def _ratio(test_loss: float, restricted_loss: float) -> float:
+    """test / restricted loss; inf when the restricted loss underflows to exactly 0 (a circuit
+    so confident that float64 cross-entropy rounds to 0, seen with ⊥Grad) and the test loss does
+    not, NaN when both are 0."""
+    if restricted_loss == 0:
+        return math.nan if test_loss == 0 else math.inf
+    return test_loss / restricted_loss
+
+
 def probe(inp: CheckpointOnGrid, key_freqs: tuple[int, ...], settings=None):
     """Rows ``step, measure, frequency, value``; frequency is k for excluded_loss_k, else empty."""
 
@@ -120,7 +131,7 @@ def probe(inp: CheckpointOnGrid, key_freqs: tuple[int, ...], settings=None):
         part = slice(start, start + len(frequency_rows(p, k)))
         start = part.stop
         rows.append(("excluded_loss_k", k, _ce(L_train - Ut_train[:, part] @ UL[part], y_train)))
-    rows.append(("test_restricted_ratio", None, rows[1][2] / rows[2][2]))
+    rows.append(("test_restricted_ratio", None, _ratio(rows[1][2], rows[2][2])))
 
     A = inp.neuron_acts.reshape(p * p, -1)  # float32: only small products of it are taken
     W = inp.W_out.double() @ inp.W_U.double()  # [d_mlp, p]

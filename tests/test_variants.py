@@ -91,3 +91,11 @@ def test_variant_fields_refuse_unknown_values(runs_root, capsys):
     assert main(["train", "x", "--preset", "smoke", "optimizer=sgd"]) == 2
     assert "valid: adamw, orthograd" in capsys.readouterr().err
     assert not (runs_root / "x").exists()
+
+
+def test_progress_ratio_of_a_restricted_loss_that_underflows_to_zero_is_inf_not_a_crash():
+    """Seen in the `variants` sweep: a ⊥Grad run's restricted loss rounds to exactly 0 in float64."""
+    from probes.progress import _ratio
+
+    assert _ratio(2.0, 0.0) == float("inf") and _ratio(2.0, 4.0) == 0.5
+    assert _ratio(0.0, 0.0) != _ratio(0.0, 0.0)  # NaN

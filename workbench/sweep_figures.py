@@ -73,7 +73,7 @@ def phase_diagram(table, x: str, y: str) -> go.Figure:
                                  name=name, showlegend=True))
     fig.update_xaxes(title=x, type="category")
     fig.update_yaxes(title=y, type="category")
-    return _style(fig, f"Phase diagram: outcome over {x} × {y} (t = steps to 99% test accuracy)")
+    return _style(fig, f"Phase diagram over {x} × {y} (t: steps to 99% test accuracy)")
 
 
 def steps_to_grok(table, axis: str) -> go.Figure:

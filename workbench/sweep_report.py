@@ -49,6 +49,19 @@ def fixed_epoch_losses(sweep: Sweep, members: list[str], epochs: list[int]) -> d
     return out
 
 
+def restricted_losses(sweep: Sweep, members: list[str]) -> dict[str, object]:
+    """{member: DataFrame(step, restricted_loss)} for the members whose progress probe has it."""
+    out = {}
+    for name in members:
+        table = store.Run(sweep.path / name).probe_table("progress")
+        if table is None:
+            continue
+        rows = table[table.measure == "restricted_loss"].dropna(subset=["value"])
+        if len(rows):
+            out[name] = rows.rename(columns={"value": "restricted_loss"})[["step", "restricted_loss"]]
+    return out
+
+
 def build_figures(sweep: Sweep, table) -> dict[str, tuple[go.Figure, str]]:
     """name -> (figure, what to look for), for the figures that fit the sweep's axes."""
     axes = [a for a in sweep.definition.axis_names if a != SEED_AXIS and table[a].nunique() > 1]
@@ -74,6 +87,12 @@ def build_figures(sweep: Sweep, table) -> dict[str, tuple[go.Figure, str]]:
         figs["test_loss_overlaid"] = (sf.curves_overlaid(metrics, "test_loss"),
                                       "Every member's test loss on one step axis: where the drops line up, and where "
                                       "they do not.")
+        restricted = restricted_losses(sweep, names)
+        if restricted:
+            figs["restricted_loss_overlaid"] = (
+                sf.curves_overlaid(restricted, "restricted_loss"),
+                "Each member's restricted loss (the logits kept to its own key frequencies, Nanda et al. 2023): it "
+                "falls before the test loss does in the members that grok, and stays high in those that memorise.")
     width = next((a for a in axes if a in WIDTH_AXES), None)
     if width and len(trained):
         epochs = sorted({int(e) for e in (store.Run(sweep.path / names[0]).config.epochs * f for f in (0.1, 0.3))})
