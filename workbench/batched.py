@@ -18,7 +18,10 @@ optimiser is AdamW applied per member with that member's lr, betas and weight de
 which is `torch.optim.AdamW`'s update (Loshchilov & Hutter 2019) written for a member axis. The
 members' losses are summed before the backward pass: member m's weights get exactly the
 gradient of m's own loss. A member trained in a group matches the same config trained alone to
-float rounding (tested: 1e-4 relative after 200 steps).
+float rounding (tested: 1e-4 relative after 200 steps at lr 1e-4; at lr 1e-2 Adam amplifies any
+rounding difference, see the README). The training variants (`workbench.variants`: Grokfast's
+filter, StableMax, ⊥Grad) apply per member on the stacked tensors; a group shares its variant
+(those fields are not in `SCALAR_FIELDS`).
 
 Each member's run directory is written exactly as `workbench.train` writes a solo run
 (metrics, checkpoints, and a resume state whose AdamW moments are in torch's format), so a
