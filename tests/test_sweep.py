@@ -141,7 +141,7 @@ def test_sweep_killed_with_sigkill_completes_bit_identically_when_run_again(runs
 
 
 @pytest.mark.slow
-def test_ray_executor_writes_the_same_run_directories_as_local(runs_root, tmp_path):
+def test_ray_executor_and_worker_processes_write_the_same_run_directories_as_local(runs_root, tmp_path):
     pytest.importorskip("ray")
     import ray
 
@@ -153,9 +153,11 @@ def test_ray_executor_writes_the_same_run_directories_as_local(runs_root, tmp_pa
         on_ray = run_sweep(path, root=runs_root / "ray", executor="ray", probe=False, progress=False)
     finally:
         ray.shutdown()
+    processes = run_sweep(path, root=runs_root / "processes", workers=2, probe=False, progress=False)
     assert len(chunks(local, 8)) == 2 and [m["status"] for m in on_ray.members] == ["complete"] * 4
-    for m in local.members:  # two groups (two widths), each trained by its own Ray task
+    for m in local.members:  # two groups (two widths), each trained by its own Ray task / worker process
         _same_run_files(local.path / m["name"], on_ray.path / m["name"])
+        _same_run_files(local.path / m["name"], processes.path / m["name"])
 
 
 # ------------------------------------------------------------------ outcome classes and the table
