@@ -118,6 +118,41 @@ def test_a_diverging_member_fails_alone_and_is_not_retrained(runs_root, tmp_path
     assert snapshot(sweep.path / "lr1e30") == before
 
 
+def test_a_group_whose_every_member_diverges_fails_them_all_and_the_table_says_so(runs_root, tmp_path):
+    from workbench.sweep_probe import phase_table
+    from workbench.sweep_report import build_sweep_report
+
+    path = _definition(tmp_path, "alldiverge", 'base = "smoke"\n[set]\nepochs = 30\nwarmup_steps = 0\n'
+                                               "[axes]\nlr = [1e30, 1e31]\nweight_decay = [0.5, 1.0]\n")
+    sweep = run_sweep(path, root=runs_root, progress=False)
+    assert all(m["status"].startswith("failed: training loss became") for m in sweep.members)
+    cells = phase_table(sweep.table, "lr", "weight_decay").to_numpy().ravel().tolist()
+    assert cells == ["(failed)"] * 4
+    assert "phase_diagram" in build_sweep_report(sweep, formats=()).figures
+
+
+def test_a_member_folder_moved_away_is_trained_again(runs_root, tmp_path):
+    import shutil
+
+    path = _definition(tmp_path, "moved", 'base = "smoke"\n[set]\nepochs = 10\n[axes]\nlr = [1e-2, 3e-3]\n')
+    sweep = run_sweep(path, root=runs_root, probe=False, progress=False)
+    shutil.rmtree(sweep.path / "lr0.01")
+    sweep = run_sweep(path, root=runs_root, probe=False, progress=False)
+    assert [m["status"] for m in sweep.members] == ["complete", "complete"]
+    assert store.Run(sweep.path / "lr0.01").is_complete
+
+
+def test_bad_executor_options_are_refused_before_the_sweep_is_written(runs_root, tmp_path, capsys):
+    path = _definition(tmp_path, "opts", 'base = "smoke"\n[set]\nepochs = 5\n[axes]\nlr = [1e-3]\n')
+    for extra, message in ((["--workers", "0"], "--workers must be at least 1"),
+                           (["--group-size", "0"], "--group-size must be at least 1"),
+                           (["--executor", "slurm"], "unknown executor 'slurm'"),
+                           (["--device", "tpu"], "unknown device 'tpu'")):
+        assert main(["sweep", str(path), "--no-progress", *extra]) == 2
+        assert message in capsys.readouterr().err
+        assert not runs_root.exists() or not any(runs_root.iterdir())
+
+
 @pytest.mark.slow
 def test_sweep_killed_with_sigkill_completes_bit_identically_when_run_again(runs_root, tmp_path):
     text = 'base = "smoke"\n[set]\nepochs = 400\nckpt_every = 20\n[axes]\nmodel_seed = [0, 1, 2]\n'

@@ -129,7 +129,8 @@ class _Batch:
     def losses(self, logits: torch.Tensor, loss: str = "cross_entropy") -> torch.Tensor:
         """Each member's mean float64 loss (`variants.training_loss`) over its own inputs: [M]."""
         per_input = training_loss(loss, logits, self.labels, reduction="none")  # [M, n]
-        return (per_input * self.valid).sum(1) / self.count
+        # where, not a product: a padding row's inf must not turn the member's loss into NaN
+        return torch.where(self.valid, per_input, 0.0).sum(1) / self.count
 
     def accuracies(self, logits: torch.Tensor) -> torch.Tensor:
         hits = (logits.argmax(-1) == self.labels) & self.valid
@@ -283,15 +284,17 @@ def train_group(runs: Sequence[store.Run], device: str | torch.device = "cpu", p
     with ExitStack() as locks:
         for run in runs:
             locks.enter_context(store.training_lock(run))
-        pending: dict[int, list[store.Run]] = {}
+        pending: dict[tuple, list[store.Run]] = {}
         for run in runs:
             if run.is_complete:
                 status[run.name] = COMPLETE
-            else:
-                pending.setdefault(run.state_step, []).append(run)
+            else:  # sub-groups by what their states hold: the step, AdamW's moments, the filter's state
+                state = store.read_state(run)
+                key = (state.step, bool(state.adam), tuple(sorted((k, tuple(v.shape)) for k, v in state.grad_filter.items())))
+                pending.setdefault(key, []).append(run)
         pad = pad or padding(runs)
-        for start in sorted(pending):  # sub-groups by the step their states hold
-            status.update(_train_stacked(pending[start], device, progress, stop_after, pad))
+        for key in sorted(pending, key=lambda k: (k[0], k[1], str(k[2]))):
+            status.update(_train_stacked(pending[key], device, progress, stop_after, pad))
     return {r.name: status[r.name] for r in runs}
 
 
@@ -371,7 +374,11 @@ def _train_stacked(runs: list[store.Run], device: torch.device, progress: bool, 
             i = alive[j]
             status[members[i].run.name] = (f"{FAILED}: training loss became {losses[j].item()} at step {step}; "
                                            "lower lr and start a new run")
-        keep = torch.tensor([j for j in range(len(alive)) if j not in failed], device=device)
+        survivors = [j for j in range(len(alive)) if j not in failed]
+        if not survivors:
+            alive = []
+            return
+        keep = torch.tensor(survivors, dtype=torch.long, device=device)
         for group in (params, frozen):
             for n in group:
                 group[n] = group[n].detach()[keep].requires_grad_(group is params)

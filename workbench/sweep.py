@@ -288,7 +288,7 @@ class Sweep:
         if not path.is_file():
             raise UsageError(f"sweep {self.name!r} has not been probed yet; run `make sweep SWEEP={self.name}` "
                              "(or workbench.probe_sweep)")
-        return pd.read_csv(path)
+        return pd.read_csv(path, dtype={"key_freqs": str})  # "24" stays the text of a set, not a number
 
     def set_status(self, statuses: Mapping[str, str]) -> None:
         manifest = self.manifest
@@ -341,10 +341,15 @@ def prepare(definition: SweepDefinition, root: Path | None = None) -> Sweep:
     if manifest_path.is_file():
         manifest["created"] = Sweep(path).manifest.get("created", manifest["created"])
     files.write_json(manifest_path, manifest)
+    created = []
     for m in members:
         if not (path / m.name / store.CONFIG).is_file():
             create_run(path / m.name, m.config)
-    return Sweep(path)
+            created.append(m.name)
+    sweep = Sweep(path)
+    if created:  # a folder moved away is a member to train again, whatever the manifest said of it
+        sweep.set_status(dict.fromkeys(created, PENDING))
+    return sweep
 
 
 def chunks(sweep: Sweep, group_size: int) -> list[list[str]]:
@@ -379,17 +384,31 @@ def _train_chunk(paths: Sequence[str], device: str, threads: int | None = None,
     return train_group([store.Run(Path(p)) for p in paths], device=device, pad=pad)
 
 
-def train_sweep(sweep: Sweep, executor: str = "local", workers: int = 1, group_size: int = 8,
-                device: str = "cpu", progress: bool = True) -> dict[str, str]:
-    """Train every pending member in groups; record each group's outcome in the manifest as it ends.
-    ``local``: in this process (``workers`` 1) or across ``workers`` processes; ``ray``: one Ray
-    task per group, on ``$RAY_ADDRESS`` or a local Ray started for the call."""
+def check_options(executor: str, workers: int, group_size: int, device: str) -> str:
+    """Refuse a bad executor, worker count, group size or device (before anything is written);
+    returns the device to train on (``auto`` resolved)."""
+    from workbench.train import pick_device
+
     if executor not in EXECUTORS:
         raise UsageError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
     if group_size < 1:
         raise UsageError(f"--group-size must be at least 1, got {group_size}")
+    return str(pick_device(device))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def train_sweep(sweep: Sweep, executor: str = "local", workers: int = 1, group_size: int = 8,
+                device: str = "cpu", progress: bool = True) -> dict[str, str]:
+    """Train every pending member in groups; record each group's outcome in the manifest as it ends.
+    ``local``: in this process (``workers`` 1) or across ``workers`` processes; ``ray``: one Ray
+    task per group, on ``$RAY_ADDRESS`` or a local Ray started for the call."""
+    device = check_options(executor, workers, group_size, device)
     from workbench.batched import padding
 
     pending = {m["name"] for m in sweep.members if m["status"] == PENDING}
@@ -409,27 +428,45 @@ def train_sweep(sweep: Sweep, executor: str = "local", workers: int = 1, group_s
             for n, s in status.items():
                 print(f"  {sweep.name}/{n}: {s}", flush=True)
 
+    def unfinished(group: list[str], exc: BaseException) -> None:
+        print(f"  group {[Path(p).name for p in group]} did not finish ({_first_line(exc)}); its members stay "
+              "pending: run the sweep again to resume them", flush=True)
+
     if progress:
         n = sum(len(g) for g in groups)
         print(f"sweep {sweep.name!r}: {n} member(s) to train in {len(groups)} group(s) ({executor})", flush=True)
     if executor == "ray":
-        _train_on_ray(paths, pads, device, finished)
+        _train_on_ray(paths, pads, device, finished, unfinished)
     elif workers == 1 or len(paths) <= 1:
         for group, pad in zip(paths, pads, strict=True):
-            finished(_train_chunk(group, device, pad=pad))
+            try:
+                finished(_train_chunk(group, device, pad=pad))
+            except Exception as exc:  # one group's trouble (a busy run, a damaged file) does not stop the rest
+                unfinished(group, exc)
     else:
         import concurrent.futures as cf
         import multiprocessing as mp
 
         threads = max(1, (os.cpu_count() or 1) // workers)
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(_train_chunk, group, device, threads, pad) for group, pad in zip(paths, pads, strict=True)]
+        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+        try:
+            futures = {pool.submit(_train_chunk, group, device, threads, pad): group
+                       for group, pad in zip(paths, pads, strict=True)}
             for fut in cf.as_completed(futures):
-                finished(fut.result())
+                try:
+                    finished(fut.result())
+                except Exception as exc:
+                    unfinished(futures[fut], exc)
+        except BaseException:  # Ctrl-C: queued groups are dropped and the workers stopped, not waited for
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
+            raise
+        pool.shutdown()
     return done
 
 
-def _train_on_ray(paths: list[list[str]], pads: list[tuple[int, int]], device: str, finished) -> None:
+def _train_on_ray(paths: list[list[str]], pads: list[tuple[int, int]], device: str, finished, unfinished) -> None:
     """One Ray task per group (1 CPU, or 1 GPU on cuda), on ``$RAY_ADDRESS`` or a local Ray."""
     try:
         import ray
@@ -445,7 +482,8 @@ def _train_on_ray(paths: list[list[str]], pads: list[tuple[int, int]], device: s
     try:
         gpu = 1 if device.startswith("cuda") else 0
         task = ray.remote(num_cpus=1, num_gpus=gpu, max_retries=3)(_train_chunk)
-        running = {task.remote(group, device, 1, pad): group for group, pad in zip(paths, pads, strict=True)}
+        inside = "cuda" if gpu else device  # Ray shows a task only its own GPU, as cuda:0
+        running = {task.remote(group, inside, 1, pad): group for group, pad in zip(paths, pads, strict=True)}
         while running:
             ready, _ = ray.wait(list(running), num_returns=1)
             ref = ready[0]
@@ -453,8 +491,7 @@ def _train_on_ray(paths: list[list[str]], pads: list[tuple[int, int]], device: s
             try:
                 finished(ray.get(ref))
             except Exception as exc:  # a task that failed for good: its members stay pending for a rerun
-                print(f"  group {[Path(p).name for p in group]} did not finish ({type(exc).__name__}); "
-                      "run the sweep again to resume it", flush=True)
+                unfinished(group, exc)
     finally:
         if started:
             ray.shutdown()
@@ -465,6 +502,7 @@ def run_sweep(name: str | Path, overrides: Mapping[str, str] | None = None, root
               probe: bool = True, progress: bool = True, sweep_name: str | None = None) -> Sweep:
     """Prepare, train (resumably) and probe a sweep; returns the `Sweep`."""
     definition = read_definition(name, overrides, sweep_name)
+    device = check_options(executor, workers, group_size, device)
     sweep = prepare(definition, root)
     train_sweep(sweep, executor=executor, workers=workers, group_size=group_size, device=device, progress=progress)
     if probe:

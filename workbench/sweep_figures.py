@@ -49,8 +49,8 @@ def phase_diagram(table, x: str, y: str) -> go.Figure:
         zr, tr = [], []
         for xv in xs:
             cell = table[(table[x] == xv) & (table[y] == yv)]
-            classes = cell.outcome.fillna("not trained") if "outcome" in cell else cell.status
-            counts = classes.value_counts()
+            classes = (cell.outcome if "outcome" in cell else cell.status.map(lambda _: None)).fillna("not trained")
+            counts = classes.where(classes.isin(list(index)), "not trained").value_counts()
             top = counts.index[0] if len(counts) else "not trained"
             zr.append(index[top])
             grok = cell.gen_step.dropna() if "gen_step" in cell else []
@@ -80,13 +80,15 @@ def steps_to_grok(table, axis: str) -> go.Figure:
     """Steps to 99% test accuracy (gen_step) against ``axis``: a dot per member, the median over
     seeds as a line; members that never generalise are marked at the top as 'never'."""
     fig = go.Figure()
-    done = table.dropna(subset=["gen_step"]) if "gen_step" in table else table.iloc[0:0]
+    if "gen_step" not in table:  # no member finished: nothing to draw yet
+        table = table.assign(gen_step=float("nan"))
+    done = table.dropna(subset=["gen_step"])
     fig.add_trace(go.Scatter(x=done[axis], y=done.gen_step, mode="markers", name="a member (seed)",
                              marker=dict(color="#1f77b4", size=8, opacity=0.6)))
     med = done.groupby(axis).gen_step.median().reset_index()
     fig.add_trace(go.Scatter(x=med[axis], y=med.gen_step, mode="lines+markers", name="median over seeds",
                              line=dict(color="#1f77b4")))
-    never = table[table.gen_step.isna()] if "gen_step" in table else table
+    never = table[table.gen_step.isna()]
     if len(never):
         top = float(done.gen_step.max()) * 1.15 if len(done) else 1.0
         fig.add_trace(go.Scatter(x=never[axis], y=[top] * len(never), mode="markers", name="never reaches 99%",

@@ -112,4 +112,7 @@ def phase_table(frame, rows: str, cols: str):
         top = counts.index[0]
         return top if len(series) == 1 else f"{top} {counts.iloc[0]}/{len(series)}"
 
-    return frame.pivot_table(index=rows, columns=cols, values="outcome", aggfunc=cell)
+    # a member that did not finish (failed, pending) shows its status in brackets
+    outcome = frame["outcome"] if "outcome" in frame else frame["status"].map(lambda _: None)
+    labelled = frame.assign(cell=outcome.where(outcome.notna(), frame["status"].map(lambda s: f"({s})")))
+    return labelled.pivot_table(index=rows, columns=cols, values="cell", aggfunc=cell)

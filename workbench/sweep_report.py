@@ -115,8 +115,7 @@ def build_figures(sweep: Sweep, table) -> dict[str, tuple[go.Figure, str]]:
 
 
 def _table_html(table) -> str:
-    keep = [c for c in table.columns if c not in ("status",)]
-    return table[keep].to_html(index=False, na_rep="—", float_format=lambda v: f"{v:.4g}", border=0)
+    return table.to_html(index=False, na_rep="—", float_format=lambda v: f"{v:.4g}", border=0)
 
 
 def build_sweep_report(sweep: Sweep, formats=FORMATS) -> SweepReport:
