@@ -3,9 +3,8 @@
 Members of a sweep that differ only in scalars (seeds, split, training fraction, learning rate,
 weight decay, betas, warm-up, initial scale, label noise: `SCALAR_FIELDS`) have weights of the
 same shapes and the same checkpoint schedule. They train in one process as one model whose every
-weight has a leading member axis [M, ...]: the forward pass is `FastTransformer.forward` mapped
-over that axis (``torch.func.vmap`` of ``functional_call``: the same operations as a solo run),
-each member sees its own training set (padded to the largest, the padding weighted 0), and the
+weight has a leading member axis [M, ...]: the forward pass is `stacked_forward`,
+`FastTransformer.forward`'s operations batched over that axis, each member sees its own training set (padded to the largest, the padding weighted 0), and the
 optimiser is AdamW applied per member with that member's lr, betas and weight decay:
 
     for each member m, with g the gradient of m's own mean float64 cross-entropy:
@@ -91,7 +90,7 @@ def group_configs(configs: Sequence[RunConfig]) -> list[list[int]]:
 class _Member:
     """One member's data and files inside a group."""
 
-    def __init__(self, run: store.Run, device: torch.device):
+    def __init__(self, run: store.Run, state: store.ResumeState, device: torch.device):
         self.run = run
         self.cfg = run.config
         ds, split = run.dataset, run.split
@@ -99,7 +98,7 @@ class _Member:
         self.y_train = split.train_targets(ds).to(device)
         self.x_test = ds.tokens[split.test].to(device)
         self.y_test = ds.labels[split.test].to(device)
-        self.state = store.read_state(run)
+        self.state = state
 
 
 def _pad(parts: list[torch.Tensor], fill: torch.Tensor | int, n_max: int) -> torch.Tensor:
@@ -254,8 +253,8 @@ def _stack_filter_states(cfg: RunConfig, states: list[dict[str, torch.Tensor]], 
     return {k: torch.stack([s[k] for s in states], dim=axis).to(device) for k in states[0]}
 
 
-def _member_filter_state(cfg: RunConfig, grad_filter: GradFilter, j: int) -> dict[str, torch.Tensor]:
-    state = grad_filter.state_dict()
+def _member_filter_state(cfg: RunConfig, state: dict[str, torch.Tensor], j: int) -> dict[str, torch.Tensor]:
+    """Member j's part of the stacked Grokfast state (`GradFilter.state_dict`), in a solo run's shape."""
     return {k: (v[:, j] if cfg.grokfast == "ma" else v[j]).clone() for k, v in state.items()}
 
 
@@ -284,23 +283,23 @@ def train_group(runs: Sequence[store.Run], device: str | torch.device = "cpu", p
     with ExitStack() as locks:
         for run in runs:
             locks.enter_context(store.training_lock(run))
-        pending: dict[tuple, list[store.Run]] = {}
+        pending: dict[tuple, list[tuple[store.Run, store.ResumeState]]] = {}
         for run in runs:
             if run.is_complete:
                 status[run.name] = COMPLETE
             else:  # sub-groups by what their states hold: the step, AdamW's moments, the filter's state
                 state = store.read_state(run)
                 key = (state.step, bool(state.adam), tuple(sorted((k, tuple(v.shape)) for k, v in state.grad_filter.items())))
-                pending.setdefault(key, []).append(run)
+                pending.setdefault(key, []).append((run, state))
         pad = pad or padding(runs)
         for key in sorted(pending, key=lambda k: (k[0], k[1], str(k[2]))):
             status.update(_train_stacked(pending[key], device, progress, stop_after, pad))
     return {r.name: status[r.name] for r in runs}
 
 
-def _train_stacked(runs: list[store.Run], device: torch.device, progress: bool, stop_after: int | None,
-                   pad: tuple[int, int]) -> dict[str, str]:
-    members = [_Member(r, device) for r in runs]
+def _train_stacked(runs: list[tuple[store.Run, store.ResumeState]], device: torch.device, progress: bool,
+                   stop_after: int | None, pad: tuple[int, int]) -> dict[str, str]:
+    members = [_Member(run, state, device) for run, state in runs]
     cfg0 = members[0].cfg
     start = members[0].state.step
     names = trainable_names(cfg0)
@@ -317,10 +316,7 @@ def _train_stacked(runs: list[store.Run], device: torch.device, progress: bool, 
         return stacked_forward(cfg0, {**params, **frozen}, tokens)
 
     for m in members:  # metrics past the resumed step were logged by the interrupted process
-        path = m.run.path / store.METRICS
-        rows = store.read_jsonl(path)
-        if any(r["step"] >= start for r in rows) or (path.exists() and len(rows) != len(path.read_text(errors="replace").splitlines())):
-            store.rewrite_metrics(m.run.path, [r for r in rows if r["step"] < start])
+        store.truncate_metrics(m.run.path, start)
 
     ckpts = set(checkpoint_steps(cfg0))
     end = cfg0.epochs if stop_after is None else min(cfg0.epochs, max(stop_after, start))
@@ -354,18 +350,17 @@ def _train_stacked(runs: list[store.Run], device: torch.device, progress: bool, 
                 "test_loss": te_loss[j].item(), "test_acc": te_acc[j].item(), "lr": lr_at(m.cfg, step), "wall_s": wall})
 
     def checkpoint(step: int) -> None:
+        stacked = {**params, **frozen}
+        weights = [{n: stacked[n][j].detach().cpu().clone() for n in weight_names(cfg0)}  # the solo run's key order
+                   for j in range(len(alive))]
         for j, i in enumerate(alive):
-            m = members[i]
-            weights = {n: w[j].detach().cpu().clone() for n, w in {**params, **frozen}.items()}
-            weights = {n: weights[n] for n in weight_names(cfg0)}  # the solo run's key order
-            store.write_checkpoint(m.run, step, weights)
+            store.write_checkpoint(members[i].run, step, weights[j])
+        filter_state = grad_filter.state_dict()  # one copy of the stacked state, indexed per member below
         for j, i in enumerate(alive):  # states after every checkpoint: a kill leaves checkpoints ahead, never behind
             m = members[i]
-            weights = {n: w[j].detach().cpu().clone() for n, w in {**params, **frozen}.items()}
             # the member's own RNG state passes through untouched (full-batch training draws nothing)
-            store.write_state(m.run.path, store.ResumeState(step, {n: weights[n] for n in weight_names(cfg0)},
-                                                            optimizer.member_state(j), m.state.rng,
-                                                            _member_filter_state(cfg0, grad_filter, j)))
+            store.write_state(m.run.path, store.ResumeState(step, weights[j], optimizer.member_state(j), m.state.rng,
+                                                            _member_filter_state(cfg0, filter_state, j)))
 
     def drop(failed: list[int], step: int, losses: torch.Tensor) -> None:
         """Members whose loss is not finite stop here (their last checkpoint stays); the rest go on."""

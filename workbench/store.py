@@ -153,6 +153,15 @@ def rewrite_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     files.write_text(run_dir / METRICS, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
+def truncate_metrics(run_dir: Path, start: int) -> None:
+    """Before a session resumes at ``start``: drop the metrics an interrupted process logged at or
+    after it (they are recomputed identically) and any torn last line."""
+    path = run_dir / METRICS
+    rows = read_jsonl(path)
+    if any(r["step"] >= start for r in rows) or (path.exists() and len(rows) != len(path.read_text(errors="replace").splitlines())):
+        rewrite_metrics(run_dir, [r for r in rows if r["step"] < start])
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """All complete rows; a torn line (a crash mid-append) is ignored."""
     if not path.exists():

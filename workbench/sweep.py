@@ -319,6 +319,7 @@ def prepare(definition: SweepDefinition, root: Path | None = None) -> Sweep:
     members = definition.members()  # every config validated before anything is written
     path = sweep_path(definition.name, root)
     manifest_path = path / MANIFEST
+    old = None
     if manifest_path.is_file():
         old = Sweep(path).manifest
         if old.get("definition") != json.loads(json.dumps(definition.to_dict())):
@@ -338,8 +339,8 @@ def prepare(definition: SweepDefinition, root: Path | None = None) -> Sweep:
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "members": [{"name": m.name, "values": m.values, "status": statuses.get(m.name, PENDING)}
                             for m in members]}
-    if manifest_path.is_file():
-        manifest["created"] = Sweep(path).manifest.get("created", manifest["created"])
+    if old is not None:
+        manifest["created"] = old.get("created", manifest["created"])
     files.write_json(manifest_path, manifest)
     created = []
     for m in members:

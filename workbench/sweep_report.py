@@ -37,11 +37,11 @@ class SweepReport:
     image_error: str | None = None
 
 
-def fixed_epoch_losses(sweep: Sweep, members: list[str], epochs: list[int]) -> dict[int, dict[str, float]]:
-    """{epoch: {member: test loss at the last evaluation at or before that epoch}}."""
+def fixed_epoch_losses(metrics: dict[str, object], epochs: list[int]) -> dict[int, dict[str, float]]:
+    """metrics: member -> its metrics DataFrame -> {epoch: {member: test loss at the last
+    evaluation at or before that epoch}}."""
     out: dict[int, dict[str, float]] = {e: {} for e in epochs}
-    for name in members:
-        m = store.Run(sweep.path / name).metrics
+    for name, m in metrics.items():
         for e in epochs:
             rows = m[m.step <= e]
             if len(rows):
@@ -81,10 +81,11 @@ def build_figures(sweep: Sweep, table) -> dict[str, tuple[go.Figure, str]]:
         figs["key_frequencies"] = (sf.key_frequencies_across_seeds(trained),
                                    "Which frequencies members use, and how many: across seeds the set changes while "
                                    "its size stays small (Chughtai et al. 2023, universality).")
+    metrics = {n: store.Run(sweep.path / n).metrics for n in trained.member}  # read once, for every figure
     names = list(trained.member)[:OVERLAY_LIMIT]
+    overlaid = {n: metrics[n] for n in names}
     if names:
-        metrics = {n: store.Run(sweep.path / n).metrics for n in names}
-        figs["test_loss_overlaid"] = (sf.curves_overlaid(metrics, "test_loss"),
+        figs["test_loss_overlaid"] = (sf.curves_overlaid(overlaid, "test_loss"),
                                       "Every member's test loss on one step axis: where the drops line up, and where "
                                       "they do not.")
         restricted = restricted_losses(sweep, names)
@@ -96,7 +97,7 @@ def build_figures(sweep: Sweep, table) -> dict[str, tuple[go.Figure, str]]:
     width = next((a for a in axes if a in WIDTH_AXES), None)
     if width and len(trained):
         epochs = sorted({int(e) for e in (store.Run(sweep.path / names[0]).config.epochs * f for f in (0.1, 0.3))})
-        at = fixed_epoch_losses(sweep, list(trained.member), epochs)
+        at = fixed_epoch_losses(metrics, epochs)
         figs["double_descent_width"] = (
             sf.test_loss_against(trained, width, at),
             f"Test loss against {width} at the end and at fixed epochs. Model-wise double descent (Nakkiran et al. "
@@ -104,8 +105,7 @@ def build_figures(sweep: Sweep, table) -> dict[str, tuple[go.Figure, str]]:
         labels = {n: f"{width} {v:g}" if isinstance(v, float) else f"{width} {v}"
                   for n, v in zip(trained.member, trained[width], strict=True)}
         figs["double_descent_epochs"] = (
-            sf.loss_over_epochs({n: store.Run(sweep.path / n).metrics for n in list(trained.member)[:OVERLAY_LIMIT]},
-                                labels),
+            sf.loss_over_epochs(overlaid, labels),
             "Test loss against epoch per width: epoch-wise double descent is a fall, a rise while the noisy labels "
             "are fitted, and a second fall.")
         figs["loss_size_norm"] = (sf.loss_against_size_and_norm(trained),

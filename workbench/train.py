@@ -236,10 +236,7 @@ def _train_loop(handle: store.Run, cfg: RunConfig, device: torch.device, progres
 
     # Metrics after the resumed step were logged by the interrupted process; they are
     # recomputed identically below, so drop them rather than keep duplicates.
-    metrics_path = run_path / store.METRICS
-    rows = store.read_jsonl(metrics_path)
-    if any(r["step"] >= start for r in rows) or (metrics_path.exists() and len(rows) != len(metrics_path.read_text(errors="replace").splitlines())):
-        store.rewrite_metrics(run_path, [r for r in rows if r["step"] < start])
+    store.truncate_metrics(run_path, start)
 
     ckpts = set(checkpoint_steps(cfg))
     end = cfg.epochs if stop_after is None else min(cfg.epochs, max(stop_after, start))
