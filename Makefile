@@ -15,7 +15,7 @@ SET ?=
 FROM_CHECKPOINT ?=
 TRAIN_ARGS = $(if $(PRESET),--preset $(PRESET)) --device $(DEVICE) $(if $(EPOCHS),epochs=$(EPOCHS)) $(if $(FROM_CHECKPOINT),--from-last-checkpoint) $(SET)
 
-.PHONY: help setup train probe report sweep import notebook demo test test-fast lint bench runs presets clean-venv
+.PHONY: help setup train probe report sweep import notebook demo test test-fast lint bench docs runs presets clean-venv
 
 help:  ## list targets
 	@echo "make setup                          create .venv and install everything (idempotent)"
@@ -43,6 +43,7 @@ help:  ## list targets
 	@echo "make test                           the test suite (what CI runs)"
 	@echo "make test-fast                      skip the slow end-to-end tests"
 	@echo "make bench                          benchmarks, printed as a table"
+	@echo "make docs                           build the documentation site into site/ (open site/index.html)"
 
 setup: $(STAMP)
 
@@ -52,7 +53,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e '.[test,notebook,ray]'
+	$(PY) -m pip install -q -e '.[test,notebook,ray,docs]'
 	$(PY) -m ipykernel install --sys-prefix --name workbench --display-name "Python (workbench)" >/dev/null
 	@touch $@
 
@@ -112,6 +113,11 @@ lint: setup
 
 bench: setup
 	$(PY) -m workbench.bench
+
+# needs the `docs` extra (mkdocs-material, mkdocstrings-python); the site works from file://
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -q
+	@echo "site/index.html"
 
 clean-venv:
 	rm -rf $(VENV)

@@ -2,7 +2,7 @@
 
 Each probe is ``probe(inp, key_freqs, settings) -> pandas.DataFrame`` with columns
 ``step, <keys...>, value``. Probes never read or write files, print or plot, and never import
-``workbench`` (a test enforces it); the runner (`workbench.runner`) owns loading, caching and I/O.
+``workbench`` (a test enforces it); the runner (`workbench.probing`) owns loading, caching and I/O.
 
 A `ProbeSpec` says what a probe's numbers depend on, and that is exactly what the cache keys
 its rows by: the checkpoint's content always, the probe's ``version``, the ``settings`` it reads,
@@ -26,7 +26,10 @@ Add a probe by writing its module, adding its spec to `REGISTRY` (bump ``version
 numbers change), and giving it an analytic test (CONTRIBUTING.md).
 
 Example:
-    >>> get_probe("fourier").fn(inp, key_freqs=(4, 17), settings=ProbeSettings())
+    >>> inp = workbench.evaluate_on_grid(workbench.open_run("demo"), 300)   # a probes.CheckpointOnGrid
+    >>> frame = get_probe("fourier").fn(inp, key_freqs=(4, 7), settings=ProbeSettings())
+    >>> list(frame.columns) == list(get_probe("fourier").columns)
+    True
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ itself a periodic function of a and b at the key frequencies. For each head h of
                          (G = F g F^T, the same grouping as `fourier.neuron_frequency_fractions`)
 
 Example:
-    >>> frame = probe(inp, key_freqs=(4, 17))   # rows: step, measure, layer, head, value
+    >>> inp = workbench.evaluate_on_grid(workbench.open_run("demo"), 300)
+    >>> frame = probe(inp, key_freqs=(4, 7))   # rows: step, measure, layer, head, value
 """
 
 from __future__ import annotations

@@ -32,7 +32,9 @@ symmetricity does not depend on coordinates, distance irrelevance does. Distance
 does not apply to the polynomial tasks (no a ± b structure): its row holds NaN.
 
 Example:
-    >>> frame = probe(inp)       # rows: step, measure, value (needs inp.model: reads_model)
+    >>> inp = workbench.evaluate_on_grid(workbench.open_run("demo"), 300, with_model=True)  # reads_model
+    >>> sorted(probe(inp).measure)       # rows: step, measure, value
+    ['distance_irrelevance', 'gradient_symmetricity']
 """
 
 from __future__ import annotations

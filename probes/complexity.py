@@ -21,6 +21,7 @@ parameter count is reported too, as the flat reference line: it never moves (Cur
     param_count      = N, the number of trainable weights
 
 Example:
+    >>> inp = workbench.evaluate_on_grid(workbench.open_run("demo"), 300)
     >>> frame = probe(inp)            # rows: step, measure, value
 """
 

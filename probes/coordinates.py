@@ -23,9 +23,11 @@ For every other operation the view is the checkpoint itself: add, sub and the ra
 group's coordinates, and the polynomial tasks have no such coordinates (``sign`` 0).
 
 Example:
-    >>> primitive_root(59)                       # 2
-    >>> discrete_logs(7, 3)                      # tensor([-1, 0, 2, 1, 4, 5, 3])
-    >>> view = group_view(inp)                   # a mul checkpoint: view.p == inp.p - 1
+    >>> primitive_root(59)
+    2
+    >>> discrete_logs(7, 3)
+    tensor([-1,  0,  2,  1,  4,  5,  3])
+    >>> view = group_view(workbench.evaluate_on_grid(workbench.open_run("demo"), 300))  # add: the same grid
 """
 
 from __future__ import annotations

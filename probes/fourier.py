@@ -33,9 +33,14 @@ Measurements (all pure functions of tensors):
                               memory), never the p^2 x p x K cube.
 
 Example:
+    >>> import torch
     >>> F = fourier_basis(113)                  # [113, 113], orthonormal rows
-    >>> norms = frequency_norms(W_E[:113])      # [57]: constant, then k = 1 .. 56
-    >>> fractions = neuron_frequency_fractions(acts)   # [56, d_mlp]
+    >>> torch.allclose(F @ F.T, torch.eye(113, dtype=F.dtype), atol=1e-5)
+    True
+    >>> frequency_norms(torch.randn(113, 8)).shape      # [57]: constant, then k = 1 .. 56
+    torch.Size([57])
+    >>> neuron_frequency_fractions(torch.randn(113, 113, 16)).shape   # [56, d_mlp]
+    torch.Size([56, 16])
 """
 
 from __future__ import annotations

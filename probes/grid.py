@@ -1,6 +1,6 @@
 """The frozen input every probe reads: one checkpoint evaluated on every input of its task.
 
-The runner (`workbench.runner.evaluate_on_grid`) runs the checkpoint's forward pass over all p^2
+The runner (`workbench.evaluate_on_grid`) runs the checkpoint's forward pass over all p^2
 sequences ``a b =`` (a-major) and packs the weights the probes read, in the orientation the
 papers use, with the activations at ``=``; probes never touch files, models or state-dict names.
 Inputs a task does not contain (``div`` has no b = 0) are still run through the model;
@@ -10,8 +10,11 @@ the coordinates where its operation is addition (discrete logs for × and ÷), w
 Fourier probes read.
 
 Example:
+    >>> inp = workbench.evaluate_on_grid(workbench.open_run("demo"), 300)   # smoke: p = 23, d_mlp = 64
     >>> inp.logits.shape, inp.neuron_acts.shape        # [p, p, p], [p, p, d_mlp]
-    >>> inp.logits[inp.train_mask].shape               # [n_train, p]
+    (torch.Size([23, 23, 23]), torch.Size([23, 23, 64]))
+    >>> inp.logits[inp.train_mask].shape[1]            # [n_train, p]
+    23
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ averages over the burn-in too; dropping the transient is Lau et al.'s estimator)
 model with d parameters has λ = d/2; a degenerate (singular) one less: on modular addition
 λ̂ rises while the network memorises and falls as the Fourier circuit replaces the
 memorising solution, with no test set and no knowledge of the circuit (the shape devinterp's
-modular-addition example reports; measured here on the ``fast`` run, README).
+modular-addition example reports; measured here on the ``fast`` run: docs/results/llc.md).
 
 Each example ``a b = c`` is one sequence of ``input_ids``; devinterp averages its per-token
 loss over the positions it is given, so every position carries the example's answer loss:
@@ -57,8 +57,9 @@ within ``DRIFT_LIMIT`` of the first, relative to the excess loss, unless the cha
 the drift by more than it: a noisy trace is not a drifting one). The table flags the rest.
 
 Example:
-    >>> est = estimate_llc(model, input_ids, answer_loss, LLCSampler(nbeta=150.0))
-    >>> est.mean, est.std, est.healthy, est.problems
+    >>> results = workbench.probe("demo", probes=["llc"], steps="last", progress=False)  # the probe calls it
+    >>> sorted(set(results.tables["llc"].measure))[:2]   # λ̂ and its diagnostics, one row each
+    ['drift', 'failed_chains']
 """
 
 from __future__ import annotations

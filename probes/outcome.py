@@ -20,7 +20,8 @@ crossings count). With label noise the train accuracy is measured on the noisy l
 fitting them means memorising the noise.
 
 Example:
-    >>> outcome(run.metrics)      # {"outcome": "grokking", "fit_step": 90, "gen_step": 1340}
+    >>> outcome(workbench.open_run("demo").metrics)["outcome"]    # smoke memorises and never generalises
+    'memorisation'
 """
 
 from __future__ import annotations

@@ -19,9 +19,13 @@ is a named constant so a reader can check and change them. A phase that never ha
                        it, such as one that only memorises, is not grokked.
 
 Example:
-    >>> phases = detect_phases(metrics, progress_table, weights_table, key_freqs=[3, 4, 24])
-    >>> phases.steps      # {"memorization": 60, "circuit_formation": 140, ...}
-    >>> phases.to_dict()  # what phases.json holds: steps, criteria, key_freqs (and a note)
+    >>> results = workbench.probe("demo", progress=False)
+    >>> t = results.tables
+    >>> phases = detect_phases(results.run.metrics, t["progress"], t["weights"], key_freqs=[4, 7])
+    >>> sorted(phases.steps)      # the step each phase began (None: not reached; smoke does not grok)
+    ['circuit_formation', 'cleanup', 'grokked', 'memorization']
+    >>> sorted(phases.to_dict())  # what phases.json holds
+    ['criteria', 'key_freqs', 'steps']
 """
 
 from __future__ import annotations

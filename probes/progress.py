@@ -31,8 +31,11 @@ on the key frequencies) while the restricted loss falls (the Fourier circuit alo
 all before the test loss drops.
 
 Example:
-    >>> frame = probe(inp, key_freqs=(4, 17, 23), settings)
-    >>> frame[frame.measure == "restricted_loss"]
+    >>> from probes import ProbeSettings
+    >>> inp = workbench.evaluate_on_grid(workbench.open_run("demo"), 300)
+    >>> frame = probe(inp, (4, 7), ProbeSettings())
+    >>> len(frame[frame.measure == "restricted_loss"])
+    1
 """
 
 from __future__ import annotations

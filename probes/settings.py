@@ -5,7 +5,8 @@ run was probed with beside its tables, and a cached row is valid only for the se
 reads (`probes.ProbeSpec.settings`).
 
 Example:
-    >>> ProbeSettings(neuron_threshold=0.5).key_rule     # "neurons"
+    >>> ProbeSettings(neuron_threshold=0.5).key_rule
+    'neurons'
 """
 
 from __future__ import annotations

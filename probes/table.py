@@ -7,7 +7,8 @@ CSV), never a stand-in number. Integer keys use pandas' nullable ``Int64`` so th
 integers through a CSV round trip.
 
 Example:
-    >>> tidy(120, [("gini", None, 0.4)], ("measure", "frequency"))
+    >>> tidy(120, [("gini", None, 0.4)], ("measure", "frequency")).to_dict("records")
+    [{'step': 120, 'measure': 'gini', 'frequency': None, 'value': 0.4}]
 """
 
 from __future__ import annotations

@@ -10,7 +10,10 @@ Only trainable tensors count (`CheckpointOnGrid.params`; the model seam leaves o
 zero unembedding bias, and the biases of a run that freezes them: version 2).
 
 Example:
+    >>> inp = workbench.evaluate_on_grid(workbench.open_run("demo"), 300)
     >>> frame = probe(inp)          # rows: step, param, value; param "total" is the sum
+    >>> "total" in set(frame.param)
+    True
 """
 
 from __future__ import annotations

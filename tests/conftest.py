@@ -1,6 +1,6 @@
 """Shared fixtures. Runs are trained once per session into a temporary checkpoints folder.
 
-Tensor shapes annotated with jaxtyping in `probes` and `workbench.model` are checked at run
+Tensor shapes annotated with jaxtyping in `probes` and `workbench.model` (and the probing engines) are checked at run
 time in the whole test suite (beartype through jaxtyping's import hook, installed here before
 either package is imported, as TransformerLens checks its own).
 """
@@ -12,11 +12,12 @@ from pathlib import Path
 import jaxtyping
 import pytest
 
-with jaxtyping.install_import_hook(["probes", "workbench.model", "workbench.evaluate"], "beartype.beartype"):
+with jaxtyping.install_import_hook(["probes", "workbench.model", "workbench.probing.evaluate", "workbench.probing.engines"], "beartype.beartype"):
     import probes  # noqa: F401
     import workbench
-    import workbench.evaluate  # noqa: F401
     import workbench.model  # noqa: F401
+    import workbench.probing.engines  # noqa: F401
+    import workbench.probing.evaluate  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +43,12 @@ def _train_in(root: Path, name: str, preset: str, **overrides):
 def smoke_run(session_root) -> workbench.Run:
     """The `smoke` preset, trained once (a few seconds): memorises, does not grok."""
     return _train_in(session_root, "smoke", "smoke")
+
+
+@pytest.fixture(scope="session")
+def probed_smoke(smoke_run):
+    """The smoke run's probe results (every probe but llc)."""
+    return workbench.probe(smoke_run, progress=False)
 
 
 @pytest.fixture(scope="session")

@@ -129,9 +129,9 @@ def write_constructed_run(root, name: str, p: int, freqs: tuple[int, ...], opera
 def write_run(root, name: str, cfg: RunConfig, weights: dict[str, torch.Tensor]):
     """A run directory under ``root`` whose only checkpoint (step 0) is ``weights``."""
     from workbench import store
-    from workbench.train import create_run
+    from workbench.training import start_run
 
-    run = create_run(root / name, cfg)
+    run = start_run(root / name, cfg)
     store.write_checkpoint(run, 0, weights)
     return run
 

@@ -3,7 +3,7 @@ codebases' architectures, trained by their own loops, saved as those codebases s
 
 The models are written from the sources (Nanda et al. 2023's ``transformers.py``; TransformerLens
 2.x ``HookedTransformer``), as nn.Modules with the sources' parameter names, independently of
-`workbench.legacy`: a test's parity check compares the imported run with *these* forward passes.
+`workbench.model.foreign`: a test's parity check compares the imported run with *these* forward passes.
 
 * `nanda_file`: ``full_run_data.pth``-style dict: ``train_losses`` (before each update),
   ``test_losses`` (every 10 epochs), ``epochs``, ``state_dicts`` (every ``save_every``, after

@@ -4,7 +4,7 @@ import pytest
 
 from workbench.config import PRESET_DIR, RunConfig, load_config, parse_overrides, preset_names, read_preset
 from workbench.errors import UsageError
-from workbench.train import checkpoint_steps
+from workbench.training import checkpoint_steps
 
 
 def test_defaults_are_the_canonical_nanda_2023_run():

@@ -10,7 +10,7 @@ Sections:
             <= 0.25), peak RSS (must not grow with the number of checkpoints), a re-run on
             the unchanged run (target < 1 s for 200), and a re-run after changing a setting
             that only the fourier probe reads (only its rows are measured again).
-    fast    the `fast` preset end to end: wall time to test accuracy >= 99%, and the epochs
+    preset  the `fast` preset end to end (``--only fast`` is the same section): wall time to test accuracy >= 99%, and the epochs
             to memorisation (train acc >= 99%) and to grokking (test acc >= 99%).
     llc     the llc probe with its default settings: seconds per checkpoint in one process
             (one thread) at the fast preset's sizes (target <= 3) and at nanda2023's; the
@@ -21,7 +21,10 @@ Sections:
             the fast preset's memorisation and grok steps alone and inside a group; sweep
             probing's seconds and peak memory for 2 and 6 members.
 
-Results are printed as a Markdown table and written to ``bench-results/<section>.md``.
+Results are printed as Markdown tables and written to ``docs/results/bench-<section>.md``, each
+headed by when, on which commit and on which machine it was measured (`provenance_header`): the
+docs site shows them as they were last measured, and docstrings cite those pages instead of
+copying numbers.
 
 Example:
     $ python -m workbench.bench --only train
@@ -40,7 +43,55 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-RESULTS = Path(__file__).resolve().parents[1] / "bench-results"
+import workbench
+from probes import ProbeSettings, llc
+from probes.llc import by_step
+from probes.outcome import outcome
+from workbench import store
+from workbench.config import load_config
+from workbench.model import (
+    FastTransformer,
+    bridge_activations,
+    build_bridge,
+    factored_grid_activations,
+    initial_weights,
+)
+from workbench.probing import GridEvaluator, llc_line
+from workbench.tasks import grid_tokens, make_dataset, make_split
+from workbench.training import start_run, train_group
+
+SOURCE = Path(__file__).resolve().parents[1]
+RESULTS = SOURCE / "docs" / "results"
+
+
+def provenance_header(section: str) -> str:
+    """The lines that head a results page: the command, the date, the commit and the machine."""
+    import platform
+    import subprocess
+    from datetime import UTC, datetime
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", "-C", str(SOURCE), *args], capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += " (with uncommitted changes)"
+    cpu = platform.processor() or platform.machine()
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (f"# Benchmark: {section}\n\n"
+            f"Written by `make bench` (`python -m workbench.bench --only {section}`); do not edit by hand.\n\n"
+            f"- measured: {datetime.now(UTC).isoformat(timespec='seconds')}\n- commit: {commit}\n"
+            f"- machine: {cpu}, {cores} cores, {platform.system()} {platform.release()}; "
+            f"Python {platform.python_version()}, torch {torch.__version__}\n\n")
 
 
 def _table(title: str, rows: list[tuple[str, str]]) -> str:
@@ -51,10 +102,6 @@ def _table(title: str, rows: list[tuple[str, str]]) -> str:
 
 
 def bench_train(rounds: int = 7, epochs_per_round: int = 5) -> str:
-    from workbench.config import load_config
-    from workbench.model import FastTransformer, build_bridge, initial_weights
-    from workbench.tasks import make_dataset, make_split
-
     cfg = load_config("nanda2023")
     ds = make_dataset(cfg.operation, cfg.p)
     split = make_split(ds.n_examples, cfg.frac_train, cfg.split_seed, cfg.split_rule)
@@ -97,9 +144,7 @@ def bench_train(rounds: int = 7, epochs_per_round: int = 5) -> str:
     return _table("Training step, full batch", rows)
 
 
-def bench_fast() -> str:
-    import workbench
-
+def bench_preset() -> str:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         run = workbench.train("bench-fast", "fast", device="cpu", progress=False, root=Path(tmp))
@@ -138,13 +183,9 @@ print(json.dumps({"first": t1 - t0, "rerun": t2 - t1, "n": len(run.steps), "comp
 
 def _synthetic_run(root: Path, name: str, n_checkpoints: int) -> None:
     """A nanda2023-sized run whose checkpoints are the initial weights plus noise (timing needs no training)."""
-    from workbench import store
-    from workbench.config import load_config
-    from workbench.model import initial_weights
-    from workbench.train import create_run
 
     cfg = load_config("nanda2023", {"epochs": n_checkpoints - 1, "ckpt_every": 1})
-    run = create_run(root / name, cfg)
+    run = start_run(root / name, cfg)
     base = initial_weights(cfg)
     gen = torch.Generator().manual_seed(0)
     for step in range(n_checkpoints):
@@ -154,15 +195,6 @@ def _synthetic_run(root: Path, name: str, n_checkpoints: int) -> None:
 
 def _grid_forward_rows(rounds: int = 9) -> list[tuple[str, str]]:
     """ms for the activations over all p^2 inputs by each engine, alternated in one process."""
-    from workbench.config import load_config
-    from workbench.model import (
-        FastTransformer,
-        bridge_activations,
-        build_bridge,
-        factored_grid_activations,
-        initial_weights,
-    )
-    from workbench.tasks import grid_tokens
 
     cfg = load_config("nanda2023", {})
     weights = initial_weights(cfg)
@@ -218,16 +250,10 @@ def bench_probe() -> str:
 def _llc_seconds(preset: str, rounds: int = 3) -> tuple[float, int]:
     """Median seconds of one default λ̂ estimate at ``preset``'s sizes, one thread (at the initial
     weights: the cost does not depend on training); and the training-set size."""
-    from probes import ProbeSettings, llc
-    from workbench import store
-    from workbench.config import load_config
-    from workbench.evaluate import GridEvaluator
-    from workbench.model import initial_weights
-    from workbench.train import create_run
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(preset, {"ckpt_every": 1, "epochs": 1})
-        run = create_run(Path(tmp) / preset, cfg)
+        run = start_run(Path(tmp) / preset, cfg)
         store.write_checkpoint(run, 0, initial_weights(cfg))
         inp = GridEvaluator(run, with_model=True)(0)
         threads = torch.get_num_threads()
@@ -245,8 +271,6 @@ def _llc_seconds(preset: str, rounds: int = 3) -> tuple[float, int]:
 
 
 def bench_llc() -> str:
-    import workbench
-
     rows = [("settings", "defaults: 3 chains x (50 burn-in + 100 draws), batch 64, nβ = n / log n")]
     for preset in ("fast", "nanda2023"):
         seconds, n = _llc_seconds(preset)
@@ -267,8 +291,6 @@ def bench_llc() -> str:
         result = workbench.probe(run, probes=["llc"], overrides={"llc_seed": "0"}, progress=False, workers=2)
         whole = time.perf_counter() - t0
         rows.append((f"whole fast run, {len(run.steps)} checkpoints, 2 workers: minutes (target <= 5)", f"{whole / 60:.2f}"))
-        from probes.llc import by_step
-        from workbench.runner import llc_line
 
         rows.append(("the curve", llc_line(result.tables["llc"])))
         phases = workbench.probe(run, progress=False).phases.steps
@@ -282,10 +304,7 @@ def bench_llc() -> str:
 
 
 def _sweep_members(root: Path, name: str, count: int, overrides: dict) -> list:
-    from workbench.config import load_config
-    from workbench.train import create_run
-
-    return [create_run(root / f"{name}-{i}", load_config("fast", {**overrides, "model_seed": i, "split_seed": i}))
+    return [start_run(root / f"{name}-{i}", load_config("fast", {**overrides, "model_seed": i, "split_seed": i}))
             for i in range(count)]
 
 
@@ -294,7 +313,7 @@ def _probe_rss(definition: Path, root: Path, name: str) -> tuple[float, float]:
     import resource
     import subprocess
 
-    code = ("import sys; from pathlib import Path; from workbench.sweep import run_sweep; "
+    code = ("import sys; from pathlib import Path; from workbench.sweeps import run_sweep; "
             f"run_sweep({str(definition)!r}, root=Path({str(root)!r}), progress=False, sweep_name={name!r})")
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
@@ -308,9 +327,6 @@ def bench_sweep(epochs: int = 200, sizes: tuple[int, ...] = (1, 4, 16, 64)) -> s
     groups of 1, 4, 16, 64 against the same 16 configs trained one after another by the solo
     trainer in this process; the fast preset's memorisation and grok steps alone and in a group;
     and sweep probing: seconds per member and peak memory for sweeps of 2 and 6 members."""
-    import workbench
-    from probes.outcome import outcome
-    from workbench.batched import train_group
 
     rows = []
     common = {"epochs": epochs, "ckpt_every": 100, "ckpt_log": 0}
@@ -350,28 +366,27 @@ def bench_sweep(epochs: int = 200, sizes: tuple[int, ...] = (1, 4, 16, 64)) -> s
 
 
 def store_run(path: Path):
-    from workbench import store
-
     return store.Run(path)
 
 
-SECTIONS = {"train": bench_train, "probe": bench_probe, "fast": bench_fast, "llc": bench_llc, "sweep": bench_sweep}
+SECTIONS = {"train": bench_train, "probe": bench_probe, "preset": bench_preset, "llc": bench_llc, "sweep": bench_sweep}
+ALIASES = {"fast": "preset"}  # the section's name before it was renamed
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workbench.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}")
     args = parser.parse_args(argv)
-    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    names = [ALIASES.get(n.strip(), n.strip()) for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in SECTIONS]
     if unknown:
         print(f"error: unknown bench section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}", file=sys.stderr)
         return 2
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     for name in names:
         text = SECTIONS[name]()
         print(text, flush=True)
-        (RESULTS / f"{name}.md").write_text(text)
+        (RESULTS / f"bench-{name}.md").write_text(provenance_header(name) + text)
     return 0
 
 

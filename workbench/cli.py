@@ -12,23 +12,31 @@ Example:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from probes import REGISTRY, ProbeSettings
+from workbench.config import PRESET_DIR, parse_overrides, preset_names
 from workbench.errors import UsageError
-from workbench.store import CorruptCheckpoint
-
-ROOT_VARIABLE = "WORKBENCH_CHECKPOINTS"
+from workbench.importer import import_run
+from workbench.monitor import Console
+from workbench.probing import ENGINES, probe
+from workbench.report import IMAGE_FORMATS, build_report, build_sweep_report, metrics_line
+from workbench.store import PROBES_DIR, TABLE, CorruptCheckpoint, default_root, list_runs, open_run
+from workbench.sweeps import SWEEP_DIR, definition_names, open_sweep, phase_table, run_sweep
+from workbench.training import FAILED, PENDING, status_kind, train
 
 
 def runs_root() -> Path:
-    """``$WORKBENCH_CHECKPOINTS``, else the library's default (``checkpoints/``)."""
-    from workbench.store import default_root
+    """``$WORKBENCH_CHECKPOINTS``, else ``checkpoints/`` (`workbench.store.default_root`)."""
+    return default_root()
 
-    env = os.environ.get(ROOT_VARIABLE)
-    return Path(env) if env else default_root()
+
+def _console(args: argparse.Namespace) -> Console:
+    """The shell's monitor: bars on stderr when it is a terminal and --no-progress is not given,
+    notes (a resumed state, a run already complete) on stdout either way."""
+    return Console(bars=not getattr(args, "no_progress", False) and sys.stderr.isatty())
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,8 +45,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from probes import REGISTRY
-
     parser = _Parser(prog="python -m workbench", description="Train grokking runs and look inside them.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -104,8 +110,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _probe_option_arguments(p: argparse.ArgumentParser) -> None:
-    from workbench.model import ENGINES
-
     p.add_argument("--engine", default=None, choices=ENGINES,
                    help="factored: the factored forward (the default; equal to the bridge to float32 rounding); "
                         "bridge: a TransformerBridge run_with_cache (default: what the run was last probed with)")
@@ -120,24 +124,18 @@ def _probe_option_arguments(p: argparse.ArgumentParser) -> None:
 
 def _probe_options(args: argparse.Namespace) -> dict:
     """The probe keyword arguments a probe or report command gives."""
-    from probes import ProbeSettings
-    from workbench.config import parse_overrides
 
     return {"settings": ProbeSettings() if args.default_settings else None, "overrides": parse_overrides(args.overrides),
             "engine": args.engine, "key_freqs": args.key_freqs}
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from workbench.config import parse_overrides
-    from workbench.summary import metrics_line
-    from workbench.train import train
-
     run = train(
         args.run,
         preset=args.preset,
         overrides=parse_overrides(args.overrides),
         device=args.device,
-        progress=not args.no_progress,
+        progress=_console(args),
         stop_after=args.stop_after,
         root=runs_root(),
         from_last_checkpoint=args.from_last_checkpoint,
@@ -148,22 +146,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
-    from workbench.runner import probe
-
     names = [n.strip() for n in args.probes.split(",") if n.strip()] if args.probes else None
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
-    results = probe(args.run, names, args.steps, progress=not args.no_progress, root=runs_root(),
+    results = probe(args.run, names, args.steps, progress=_console(args), root=runs_root(),
                     workers=args.workers, **_probe_options(args))
     print(results.summary())
-    print(f"tables: {results.run.path / 'probes'}")
+    print(f"tables: {results.run.path / PROBES_DIR}")
     return 1 if results.skipped else 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from workbench.report import build_report
-
-    result = build_report(args.run, formats=() if args.no_images else ("png", "svg", "pdf"), progress=True,
+    result = build_report(args.run, formats=() if args.no_images else IMAGE_FORMATS, progress=_console(args),
                           root=runs_root(), **_probe_options(args))
     if result.image_error:
         print(f"note: {result.image_error}", file=sys.stderr)
@@ -174,9 +168,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from workbench.config import parse_overrides
-    from workbench.importer import import_run
-
     run = import_run(args.src, args.run, overrides=parse_overrides(args.overrides), preset=args.preset, root=runs_root())
     info = run.provenance["imported_from"]
     print(f"imported {info['format']} file {args.src} as run {run.name!r}: {len(run.steps)} checkpoints "
@@ -194,14 +185,11 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from workbench.config import parse_overrides
-    from workbench.sweep import run_sweep
-    from workbench.sweep_probe import phase_table
-
     sweep = run_sweep(args.sweep, parse_overrides(args.overrides), root=runs_root(), executor=args.executor,
                       workers=args.workers, group_size=args.group_size, device=args.device,
-                      probe=not args.no_probe, progress=not args.no_progress, sweep_name=args.name)
-    statuses = [m["status"].split(":")[0] for m in sweep.members]
+                      probe=not args.no_probe, progress=False if args.no_progress else _console(args),
+                      sweep_name=args.name)
+    statuses = [status_kind(m["status"]) for m in sweep.members]
     print(f"sweep {sweep.name!r}: " + ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses)))
           + f"  -> {sweep.path}")
     if not args.no_probe:
@@ -211,16 +199,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             print(phase_table(table, axes[0], axes[1]).to_string())
         elif "outcome" in table:
             print(table[["member", "outcome", "fit_step", "gen_step", "key_freqs"]].to_string(index=False))
-        print(f"table: {sweep.path / 'sweep.csv'}   (next: make report SWEEP={sweep.name})")
-    return 1 if "pending" in statuses or any(s == "failed" for s in statuses) else 0
+        print(f"table: {sweep.path / TABLE}   (next: make report SWEEP={sweep.name})")
+    return 1 if PENDING in statuses or FAILED in statuses else 0
 
 
 def _cmd_sweep_report(args: argparse.Namespace) -> int:
-    from workbench.report import FORMATS
-    from workbench.sweep import open_sweep
-    from workbench.sweep_report import build_sweep_report
-
-    result = build_sweep_report(open_sweep(args.sweep, runs_root()), formats=() if args.no_images else FORMATS)
+    result = build_sweep_report(open_sweep(args.sweep, runs_root()), formats=() if args.no_images else IMAGE_FORMATS)
     if result.image_error:
         print(f"note: {result.image_error}", file=sys.stderr)
     print(f"{len(result.figures)} figures, {len(result.images)} image files")
@@ -229,8 +213,6 @@ def _cmd_sweep_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweeps(args: argparse.Namespace) -> int:
-    from workbench.sweep import SWEEP_DIR, definition_names
-
     for name in definition_names():
         print(f"== {name}")
         print((SWEEP_DIR / f"{name}.toml").read_text().strip())
@@ -238,8 +220,6 @@ def _cmd_sweeps(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
-    from workbench.store import list_runs, open_run
-
     root = runs_root()
     names = list_runs(root)
     if not names:
@@ -252,9 +232,6 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from workbench.store import open_run
-    from workbench.summary import metrics_line
-
     run = open_run(args.run, runs_root())
     cfg = run.config
     steps = run.steps
@@ -270,8 +247,6 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
-    from workbench.config import PRESET_DIR, preset_names
-
     for name in preset_names():
         print(f"== {name}")
         print((PRESET_DIR / f"{name}.toml").read_text().strip())

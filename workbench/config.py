@@ -9,7 +9,9 @@ their departures from these defaults, each with a one-line reason as a comment.
 Example:
     >>> cfg = load_config("fast", {"epochs": "3000"})
     >>> cfg.p, cfg.epochs
-    >>> cfg.to_dict()            # what is written to checkpoints/<RUN>/config.json
+    (59, 3000)
+    >>> cfg.to_dict()["operation"]            # to_dict(): what is written to checkpoints/<RUN>/config.json
+    'add'
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ ACTIVATIONS = ("relu", "gelu", "gelu_new", "silu")
 # Initialisation rules (formulas and sources: `workbench.model.initial_weights`). Named here, not
 # imported from the model module, so that validating a config never imports TransformerLens.
 INIT_RULES = ("tl4", "nanda2023", "tl2")
-# training variants (formulas and papers: `workbench.variants`)
+# training variants (formulas and papers: `workbench.training.variants`)
 GROKFAST = ("none", "ema", "ma")
 LOSSES = ("cross_entropy", "stablemax")
 OPTIMIZERS = ("adamw", "orthograd")
@@ -74,7 +76,7 @@ class RunConfig:
     # all-ones matrix on the causal positions; 1: ordinary attention, 0: constant attention (their
     # "Model B", which learns the pizza). Formulas: `workbench.model.rated_pattern`.
     attn_rate: float = 1.0
-    # training variants (`workbench.variants`; the `variants` sweep compares them on the same seeds)
+    # training variants (`workbench.training.variants`; the `variants` sweep compares them on the same seeds)
     grokfast: str = "none"  # Grokfast's gradient filter (Lee et al. 2024): none, ema or ma
     grokfast_alpha: float = 0.98  # the ema filter's momentum (the paper's default)
     grokfast_lamb: float = 2.0  # the amplification of the slow gradient (paper: 2 for ema, 5 for ma)

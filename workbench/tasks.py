@@ -18,7 +18,8 @@ Operations (name -> c):
 Example:
     >>> ds = make_dataset("add", p=113)
     >>> split = make_split(ds.n_examples, frac_train=0.3, seed=0)
-    >>> ds.tokens[split.train].shape      # torch.Size([3830, 3])
+    >>> ds.tokens[split.train].shape
+    torch.Size([3830, 3])
     >>> grid = make_grid(ds, split)         # every (a, b) as [p, p] labels and split masks
 """
 
@@ -28,6 +29,8 @@ from dataclasses import dataclass
 
 import torch
 
+from probes import not_applicable
+from probes.coordinates import in_log_coordinates, primitive_root
 from workbench.errors import UsageError
 
 OPERATIONS: dict[str, str] = {
@@ -165,7 +168,6 @@ def make_split(n_examples: int, frac_train: float, seed: int, rule: str = "randp
     ``int(n * frac_train)`` of a seeded shuffle are train, the rest test.
 
     ``rule`` names the shuffle (`SPLIT_RULES`):
-
     * ``randperm``: ``torch.randperm(n)`` on a ``torch.Generator`` seeded with ``seed``. This is the
       split of the TransformerLens grokking demo (``DATA_SEED = 598``, frac 0.3) for ``add``.
     * ``nanda2023``: Python's ``random.seed(seed)`` then ``random.shuffle`` of the list of inputs,
@@ -198,7 +200,6 @@ def group_order(operation: str, p: int) -> int:
     """The order of the group in whose coordinates the probes read the task: p, or p - 1 for
     ``mul`` and ``div`` mod a prime (the non-zero residues, in discrete-log coordinates;
     `probes.coordinates.in_log_coordinates` decides, as it does for the probes' view)."""
-    from probes.coordinates import in_log_coordinates
 
     return p - 1 if in_log_coordinates(operation, p) else p
 
@@ -207,7 +208,6 @@ def has_sum_direction(operation: str, p: int) -> bool:
     """Whether the Fourier algorithm's a ± b direction exists for this task: add, sub and the
     random table (probed as addition, the hypothesis it must fail) in token coordinates, × and ÷
     mod a prime in discrete-log coordinates. The measures of `probes.not_applicable` need it."""
-    from probes.coordinates import in_log_coordinates
 
     return operation in SUM_SIGN or in_log_coordinates(operation, p)
 
@@ -215,7 +215,6 @@ def has_sum_direction(operation: str, p: int) -> bool:
 def coordinates_note(operation: str, p: int) -> str:
     """One line saying in which coordinates the Fourier probes read this task and what does not
     apply to it ("" for add, sub and the random table, which need no note)."""
-    from probes.coordinates import in_log_coordinates, primitive_root
 
     if in_log_coordinates(operation, p):
         g = primitive_root(p)
@@ -225,7 +224,6 @@ def coordinates_note(operation: str, p: int) -> str:
                 f"Z_{p - 1} (generator {g}; frequency {(p - 1) // 2} is the Nyquist cosine); the {zeros} "
                 f"inputs with a zero and the class 0 are left out of them")
     if SUM_SIGN.get(operation) is None:
-        from probes import not_applicable
 
         what = f"{operation} mod {p} (not prime)" if operation == "mul" else operation
         measures = "; ".join(f"{probe} {', '.join(names)}" for probe, names in not_applicable().items())

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 import workbench
-from tests.test_report import CHROMIUM, ROOT, MountCheck
+from tests.report.test_report import CHROMIUM, ROOT, MountCheck
 from workbench import figures
 
 NOTEBOOK = ROOT / "notebooks" / "walkthrough.ipynb"
@@ -76,6 +76,37 @@ def test_executed_walkthrough_shows_every_view_with_no_network(executed):
     # the explorer: a widget whose saved state holds its step slider and the step's figures
     state = json.dumps(nb["metadata"]["widgets"])
     assert "SelectionSliderModel" in state and "application/vnd.plotly.v1+json" in state
+
+
+@pytest.mark.slow
+def test_training_and_probing_cells_show_live_progress_bars(executed):
+    """A notebook user sees progress while a cell runs: the training and probing cells each draw
+    a tqdm widget bar (not text on stderr, and not nothing), the training one with its losses."""
+    nb, _ = executed
+    cells = _code_cells(nb)
+    state = nb["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+
+    def bars(cell: dict) -> list[str]:
+        """Each widget the cell displayed, with every model it refers to, as one JSON text."""
+        found = []
+        for o in cell["outputs"]:
+            if "application/vnd.jupyter.widget-view+json" not in o.get("data", {}):
+                continue
+            todo, seen = [o["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]], {}
+            while todo:
+                mid = todo.pop()
+                if mid in seen or mid not in state:
+                    continue
+                seen[mid] = state[mid]
+                todo += re.findall(r"IPY_MODEL_(\w+)", json.dumps(state[mid]))
+            found.append(json.dumps(seen))
+        return found
+
+    train = next(c for c in cells if "workbench.train(" in "".join(c["source"]))
+    probe = next(c for c in cells if "workbench.probe(" in "".join(c["source"]))
+    assert bars(train) and any("FloatProgressModel" in b and "test=" in b for b in bars(train)), "training shows a bar with losses"
+    assert bars(probe) and any("FloatProgressModel" in b for b in bars(probe)), "probing shows a bar"
+    assert not any(o.get("name") == "stderr" for c in (train, probe) for o in c["outputs"])
 
 
 @pytest.mark.slow

@@ -31,7 +31,7 @@ def test_weight_entropy_limits():
 
 
 def test_probe_rows_on_a_checkpoint(smoke_run):
-    from workbench.evaluate import evaluate_on_grid
+    from workbench.probing import evaluate_on_grid
 
     inp = evaluate_on_grid(smoke_run, smoke_run.steps[-1])
     values = complexity.probe(inp).set_index("measure").value
@@ -48,7 +48,7 @@ def test_probe_rows_on_a_checkpoint(smoke_run):
 def test_random_init_has_near_maximal_weight_entropy_and_half_active_relu(smoke_run):
     """Gaussian weights have spread-out magnitudes: H = log N - O(1), so H / log N is close to 1;
     ReLU on zero-mean pre-activations fires for about half the inputs."""
-    from workbench.evaluate import evaluate_on_grid
+    from workbench.probing import evaluate_on_grid
 
     values = complexity.probe(evaluate_on_grid(smoke_run, 0)).set_index("measure").value
     assert 0.9 < values["weight_entropy_norm"] < 1.0
@@ -57,7 +57,7 @@ def test_random_init_has_near_maximal_weight_entropy_and_half_active_relu(smoke_
 
 def test_frozen_biases_are_not_counted(runs_root):
     import workbench
-    from workbench.evaluate import evaluate_on_grid
+    from workbench.probing import evaluate_on_grid
 
     run = workbench.train("frozen", "smoke", {"epochs": 10, "freeze_biases": True, "ckpt_every": 10}, device="cpu",
                           progress=False, root=runs_root)

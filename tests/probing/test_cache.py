@@ -11,7 +11,7 @@ import workbench
 from probes import ProbeSettings, get_probe
 from workbench import store
 from workbench.cli import main
-from workbench.evaluate import evaluate_on_grid
+from workbench.probing import evaluate_on_grid
 from workbench.report import build_report
 
 
@@ -188,7 +188,7 @@ def test_a_replaced_checkpoint_is_measured_again_even_with_its_old_mtime(cache_r
 
 
 def test_changing_the_key_rule_reuses_the_rules_answers(cache_run, monkeypatch):
-    import workbench.runner as runner
+    from workbench.probing import runner
 
     first = workbench.probe(cache_run, progress=False)
     calls = []

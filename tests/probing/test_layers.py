@@ -108,7 +108,7 @@ def test_per_block_figures_have_a_layer_dimension(runs_root):
     assert any(t.startswith("L1 ") and "k = 7" in t for t in grid_titles)
     gini = [tr.name for tr in figures.progress_measures(t["progress"], t["weights"], t["fourier"]).data]
     assert "Gini W_L (layer 0)" in gini and "Gini W_L (layer 1)" in gini
-    from workbench.report import _summary_html
+    from workbench.report import overview_html
 
-    summary = _summary_html(run, report, options_given=False)  # the report says where the circuit lives
+    summary = overview_html(run, report, options_given=False)  # the report says where the circuit lives
     assert "layer 0: neurons 3; wl 3" in summary and "layer 1: neurons 7, 10; wl 7, 10" in summary

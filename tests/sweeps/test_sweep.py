@@ -3,13 +3,7 @@ the sweep table and report, the new config fields, and bad input."""
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -21,14 +15,14 @@ import workbench
 from probes.outcome import outcome
 from tests.conftest import snapshot
 from workbench import store
-from workbench.batched import padding, stacked_forward, train_group
 from workbench.cli import main
 from workbench.config import load_config
 from workbench.model import initial_weights, trainable_module
-from workbench.sweep import MANIFEST, chunks, open_sweep, prepare, read_definition, run_sweep
+from workbench.store import MANIFEST
+from workbench.sweeps import open_sweep, prepare, read_definition, run_sweep
+from workbench.training import padding, stacked_forward, start_run, train_group
 
-train_module = importlib.import_module("workbench.train")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _definition(tmp_path: Path, name: str, text: str) -> Path:
@@ -71,11 +65,11 @@ def test_stacked_forward_equals_each_members_solo_forward():
 def test_member_trained_in_a_group_matches_the_same_config_trained_alone(runs_root):
     """Weights within 1e-4 relative after 200 steps, for members that differ in every scalar a
     group allows. (At lr 1e-4: at the presets' lr 1e-2 Adam's first steps amplify any rounding
-    difference, a solo run's own 1e-7 perturbation included, far past 1e-4 — see the README.)"""
+    difference, a solo run's own 1e-7 perturbation included, far past 1e-4 — see docs/results/sweeps.md.)"""
     varied = [{"lr": 1e-4}, {"lr": 2e-4, "model_seed": 1, "split_seed": 3, "frac_train": 0.5, "weight_decay": 0.3},
               {"lr": 1e-4, "init_scale": 0.5, "beta2": 0.99, "warmup_steps": 3, "label_noise": 0.1}]
     common = {"epochs": 200, "ckpt_every": 100}
-    group = [train_module.create_run(runs_root / f"g{i}", load_config("smoke", {**common, **v}))
+    group = [start_run(runs_root / f"g{i}", load_config("smoke", {**common, **v}))
              for i, v in enumerate(varied)]
     assert train_group(group) == {f"g{i}": "complete" for i in range(3)}
     for i, v in enumerate(varied):
@@ -94,9 +88,9 @@ def test_member_trained_in_a_group_matches_the_same_config_trained_alone(runs_ro
 def test_a_group_resumes_bit_identically_whatever_steps_its_members_stopped_at(runs_root):
     configs = [load_config("smoke", {"epochs": 150, "model_seed": s, "frac_train": f})
                for s, f in ((0, 0.3), (1, 0.5), (2, 0.4))]
-    ref = [train_module.create_run(runs_root / f"ref{i}", c) for i, c in enumerate(configs)]
+    ref = [start_run(runs_root / f"ref{i}", c) for i, c in enumerate(configs)]
     train_group(ref)
-    cut = [train_module.create_run(runs_root / f"cut{i}", c) for i, c in enumerate(configs)]
+    cut = [start_run(runs_root / f"cut{i}", c) for i, c in enumerate(configs)]
     assert set(train_group(cut, stop_after=50).values()) == {"stopped"}
     # as if killed between two members' writes: one member ahead (trained with its group's padding)
     train_group(cut[1:2], stop_after=100, pad=padding(cut))
@@ -119,8 +113,8 @@ def test_a_diverging_member_fails_alone_and_is_not_retrained(runs_root, tmp_path
 
 
 def test_a_group_whose_every_member_diverges_fails_them_all_and_the_table_says_so(runs_root, tmp_path):
-    from workbench.sweep_probe import phase_table
-    from workbench.sweep_report import build_sweep_report
+    from workbench.report import build_sweep_report
+    from workbench.sweeps import phase_table
 
     path = _definition(tmp_path, "alldiverge", 'base = "smoke"\n[set]\nepochs = 30\nwarmup_steps = 0\n'
                                                "[axes]\nlr = [1e30, 1e31]\nweight_decay = [0.5, 1.0]\n")
@@ -153,46 +147,8 @@ def test_bad_executor_options_are_refused_before_the_sweep_is_written(runs_root,
         assert not runs_root.exists() or not any(runs_root.iterdir())
 
 
-@pytest.mark.slow
-def test_sweep_killed_with_sigkill_completes_bit_identically_when_run_again(runs_root, tmp_path):
-    text = 'base = "smoke"\n[set]\nepochs = 400\nckpt_every = 20\n[axes]\nmodel_seed = [0, 1, 2]\n'
-    path = _definition(tmp_path, "killme", text)
-    reference = run_sweep(path, root=runs_root / "ref", probe=False, progress=False)
-    env = {**os.environ, "WORKBENCH_CHECKPOINTS": str(runs_root)}
-    proc = subprocess.Popen([sys.executable, "-m", "workbench", "sweep", str(path), "--no-probe"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    member = runs_root / "killme" / "model_seed0"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if (member / store.STATE).exists() and (store.Run(member).state_step or 0) >= 100:
-            break
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert 100 <= store.Run(member).state_step < 400, "the kill should land mid-run"
-    assert main(["sweep", str(path), "--no-probe", "--no-progress"]) == 0
-    for m in reference.members:
-        _same_run_files(reference.path / m["name"], runs_root / "killme" / m["name"])
 
 
-@pytest.mark.slow
-def test_ray_executor_and_worker_processes_write_the_same_run_directories_as_local(runs_root, tmp_path):
-    pytest.importorskip("ray")
-    import ray
-
-    text = 'base = "smoke"\n[set]\nepochs = 60\n[axes]\nlr = [1e-2, 3e-3]\nd_mlp = [32, 64]\n'
-    path = _definition(tmp_path, "exec", text)
-    local = run_sweep(path, root=runs_root / "local", probe=False, progress=False)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        on_ray = run_sweep(path, root=runs_root / "ray", executor="ray", probe=False, progress=False)
-    finally:
-        ray.shutdown()
-    processes = run_sweep(path, root=runs_root / "processes", workers=2, probe=False, progress=False)
-    assert len(chunks(local, 8)) == 2 and [m["status"] for m in on_ray.members] == ["complete"] * 4
-    for m in local.members:  # two groups (two widths), each trained by its own Ray task / worker process
-        _same_run_files(local.path / m["name"], on_ray.path / m["name"])
-        _same_run_files(local.path / m["name"], processes.path / m["name"])
 
 
 # ------------------------------------------------------------------ outcome classes and the table
@@ -208,44 +164,19 @@ def test_outcome_rules_on_metrics_whose_class_is_known():
     assert outcome(metrics(late, [0.1] * 25 + [1.0] * 6)) == {"outcome": "grokking", "fit_step": 10, "gen_step": 250}
 
 
-@pytest.mark.slow
-def test_sweep_table_classes_runs_that_grok_memorise_and_cannot_fit(runs_root, tmp_path):
-    """Real runs whose class is known: addition at frac 0.9 groks (fits by ~70, generalises ~860);
-    the random table memorises; lr 1e-5 cannot fit in 1,000 steps."""
-    text = ('base = "smoke"\nmember_name = "{operation}-lr{lr}"\n'
-            "[set]\nepochs = 1000\nckpt_every = 100\nd_mlp = 128\nfrac_train = 0.9\nweight_decay = 0.3\n"
-            '[axes]\noperation = ["add", "random"]\nlr = [1e-2, 1e-5]\n')
-    sweep = run_sweep(_definition(tmp_path, "classes", text), root=runs_root, progress=False)
-    table = sweep.table.set_index("member")
-    assert table.outcome.to_dict() == {"add-lr0.01": "grokking", "add-lr1e-05": "confusion",
-                                       "random-lr0.01": "memorisation", "random-lr1e-05": "confusion"}
-    grok = table.loc["add-lr0.01"]
-    assert grok.fit_step < 200 < 600 < grok.gen_step and grok.grokked_step == grok.gen_step
-    assert grok.n_key_freqs > 0 and grok.weight_norm > 0 and grok.n_params > 0
-    assert table.loc["random-lr0.01"].n_key_freqs == 0
-    criteria = json.loads((sweep.path / "outcomes.json").read_text())
-    assert "grokking" in criteria["outcome"] and "memorization" in criteria["phases"]
-    # the same table through the notebook API, and the report with its phase diagram
-    assert workbench.open_sweep("classes", root=runs_root).table.equals(sweep.table)
-    from workbench.sweep_report import build_sweep_report
-
-    report = build_sweep_report(sweep, formats=())
-    assert "phase_diagram" in report.figures and report.index.is_file()
-    page = report.index.read_text()
-    assert "Phase diagram" in page and "random-lr0.01" in page and "http" not in page.split("<script>")[0]
 
 
 # ------------------------------------------------------------------ new config fields
 def test_label_noise_flips_exactly_that_fraction_of_training_labels_to_wrong_ones(runs_root):
-    run = train_module.create_run(runs_root / "noisy", load_config("smoke", {"label_noise": 0.25}))
+    run = start_run(runs_root / "noisy", load_config("smoke", {"label_noise": 0.25}))
     clean = run.dataset.labels
     split = store.open_run(runs_root / "noisy").split  # read back from split.safetensors
     flipped = split.train_labels != clean[split.train]
     assert int(flipped.sum()) == round(0.25 * len(split.train))
     assert split.train_targets(run.dataset) is split.train_labels
-    same = train_module.create_run(runs_root / "noisy2", load_config("smoke", {"label_noise": 0.25}))
+    same = start_run(runs_root / "noisy2", load_config("smoke", {"label_noise": 0.25}))
     assert torch.equal(same.split.train_labels, split.train_labels), "the noise is fixed by split_seed"
-    plain = train_module.create_run(runs_root / "plain", load_config("smoke", {}))
+    plain = start_run(runs_root / "plain", load_config("smoke", {}))
     assert plain.split.train_labels is None and torch.equal(plain.split.train, split.train)
 
 

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
 import torch
 
 import workbench
 from workbench import store
-from workbench.batched import train_group
 from workbench.cli import main
 from workbench.config import load_config
-from workbench.variants import GradFilter, orthogonal_grad, stablemax_cross_entropy, training_loss
-
-train_module = importlib.import_module("workbench.train")
+from workbench.training import (
+    GradFilter,
+    orthogonal_grad,
+    stablemax_cross_entropy,
+    start_run,
+    train_group,
+    training_loss,
+)
 
 
 def test_stablemax_matches_its_formula_and_stays_finite_where_softmax_collapses():
@@ -77,7 +79,7 @@ def test_variant_run_resumes_bit_identically_and_trains_the_same_in_a_group(runs
         assert all(torch.equal(a[k], b[k]) for k in a), f"step {step} differs after resume"
     if "grokfast" in variant:
         assert store.read_state(cut).grad_filter, "the filter's state is part of the resume state"
-    grouped = [train_module.create_run(runs_root / f"g{i}", load_config("smoke", {**common, "model_seed": i}))
+    grouped = [start_run(runs_root / f"g{i}", load_config("smoke", {**common, "model_seed": i}))
                for i in range(2)]
     train_group(grouped)
     a = torch.cat([v.flatten() for v in store.Run(runs_root / "g0").weights(60).values()])

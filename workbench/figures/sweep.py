@@ -1,4 +1,4 @@
-"""Plotly figures of a sweep: pure functions of its tidy table (`workbench.sweep_probe`) and
+"""Plotly figures of a sweep: pure functions of its tidy table (`workbench.sweeps.probing`) and
 of its members' metrics -> plotly Figure. `workbench.sweep_report` writes them.
 
     phase_diagram(table, x, y)               outcome class per cell of two axes (colour), the

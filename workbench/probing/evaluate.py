@@ -6,8 +6,12 @@ forward pass over all p^2 sequences ``a b =`` with the chosen engine (`workbench
 tested) or ``bridge`` (a TransformerBridge ``run_with_cache`` itself).
 
 Example:
+    >>> import workbench
+    >>> run = workbench.open_run("demo")
     >>> inp = evaluate_on_grid(run, run.steps[-1])            # notebooks call probes on it directly
-    >>> from probes import fourier; fourier.neuron_frequency_fractions(inp.neuron_acts)
+    >>> from probes import fourier
+    >>> fourier.neuron_frequency_fractions(inp.neuron_acts).shape   # [frequencies, d_mlp]
+    torch.Size([11, 64])
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 from probes import CheckpointOnGrid, group_view
 from probes.grid import LayerOnGrid
 from workbench import model, store
-from workbench.model import DEFAULT_ENGINE, check_engine
+from workbench.probing.engines import DEFAULT_ENGINE, check_engine, grid_activations
 from workbench.tasks import make_grid
 
 
@@ -41,7 +45,7 @@ class GridEvaluator:
             raise store.CorruptCheckpoint(f"checkpoint {self.run.step_path(step)} does not fit this run's model ({problem})")
         if self.engine == "bridge" and self.bridge is None:
             self.bridge = model.build_bridge(cfg)
-        acts = model.grid_activations(cfg, weights, grid.tokens, self.engine, self.workspace, self.bridge)
+        acts = grid_activations(cfg, weights, grid.tokens, self.engine, self.workspace, self.bridge)
         p = grid.p
         return CheckpointOnGrid(
             step=step, p=p, sign=grid.sign, operation=cfg.operation, **model.probe_weights(cfg, weights),

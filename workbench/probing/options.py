@@ -7,7 +7,8 @@ shows what the tables were made with, and a later command never silently undoes 
 
 Example:
     >>> options = ProbeOptions().changed({"neuron_threshold": "0.5"}, engine="bridge")
-    >>> options.describe()      # "neuron_threshold=0.5 (default 0.85); engine bridge; key frequencies from the run"
+    >>> options.describe()
+    'neuron_threshold=0.5 (default 0.85); engine bridge; key frequencies from the run'
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from probes.settings import SETTING_NAMES, SETTING_TYPES, ProbeSettings
 from workbench.errors import UsageError
-from workbench.model import DEFAULT_ENGINE, check_engine
+from workbench.probing.engines import DEFAULT_ENGINE, check_engine
 
 AUTO = "auto"  # --key-freqs auto: take them from the run again
 
@@ -64,7 +65,7 @@ def parse_key_freqs(text: str) -> tuple[int, ...] | None:
 
 @dataclass(frozen=True)
 class ProbeOptions:
-    """settings: the thresholds; engine: how activations are computed (`workbench.model.ENGINES`);
+    """settings: the thresholds; engine: how activations are computed (`workbench.probing.engines.ENGINES`);
     key_freqs: given key frequencies, or None to take them from the run's final checkpoint."""
 
     settings: ProbeSettings = field(default_factory=ProbeSettings)

@@ -20,18 +20,17 @@ by a change and not recomputed now, e.g. outside ``steps``, is dropped), so the 
 phases never mix settings.
 
 Example:
-    >>> results = probe("demo")                               # all probes, all checkpoints
-    >>> results = probe("demo", overrides={"neuron_threshold": "0.5"})
-    >>> results.tables["progress"].query("measure == 'restricted_loss'")
+    >>> results = probe("demo", progress=False)               # all probes, all checkpoints (cached)
+    >>> results = probe("demo", overrides={"neuron_threshold": "0.5"}, progress=False)
+    >>> results.tables["progress"].query("measure == 'restricted_loss'").columns.tolist()
+    ['step', 'measure', 'frequency', 'value']
     >>> results.key_frequencies["key_freqs"], results.phases.steps
 """
 
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,10 +41,14 @@ from probes.fourier import key_frequencies as key_frequencies_of
 from probes.fourier import n_frequencies
 from probes.llc import by_step as llc_by_step
 from probes.phases import Phases, detect_phases
-from workbench import heap, store
+from workbench import store
 from workbench.errors import UsageError
-from workbench.evaluate import GridEvaluator
-from workbench.probe_options import ProbeOptions
+from workbench.monitor import Monitor
+from workbench.monitor import resolve as resolve_monitor
+from workbench.pool import run_jobs
+from workbench.probing import heap
+from workbench.probing.evaluate import GridEvaluator
+from workbench.probing.options import ProbeOptions
 from workbench.tasks import coordinates_note, group_order
 
 RELEASE_EVERY = 8  # checkpoints between heap trims
@@ -232,7 +235,7 @@ def plan(run: store.Run, cache: store.ProbeCache, selected: list[int], names: se
 
 
 def measure(run: store.Run, work: _Plan, options: ProbeOptions, key_freqs: Sequence[int], cache: store.ProbeCache,
-            evaluate: GridEvaluator, skipped: dict[int, str], progress: bool, workers: int = 1,
+            evaluate: GridEvaluator, skipped: dict[int, str], monitor: Monitor, workers: int = 1,
             new_rows: dict[str, list] | None = None) -> dict[str, list]:
     """Evaluate each step that some probe needs once, call those probes; new rows per probe
     (added to ``new_rows`` as they come, so a caller can keep them if this is interrupted).
@@ -242,12 +245,7 @@ def measure(run: store.Run, work: _Plan, options: ProbeOptions, key_freqs: Seque
     steps = sorted({s for todo in inline.values() for s in todo})
     pooled_steps = sorted({s for todo in pooled.values() for s in todo})
     new_rows = {name: [] for name in REGISTRY} if new_rows is None else new_rows
-    bar = None
-    if progress and (steps or pooled_steps):
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(steps) + len(pooled_steps), desc=f"probe {run.name}", unit="ckpt", file=sys.stderr,
-                   mininterval=0.5)
+    bar = monitor.bar(len(steps) + len(pooled_steps), f"probe {run.name}", unit="ckpt") if steps or pooled_steps else None
     freqs = tuple(key_freqs)
 
     def keep(step: int, frames: dict[str, Any] | str) -> None:
@@ -258,7 +256,7 @@ def measure(run: store.Run, work: _Plan, options: ProbeOptions, key_freqs: Seque
                 new_rows[name].append(frame)
                 cache.record(name, step, work.hashes[step], work.depends[name])
         if bar is not None:
-            bar.update(1)
+            bar.advance(1)
 
     try:
         for i, step in enumerate(steps):
@@ -301,20 +299,10 @@ def default_workers() -> int:
 _WORKER: dict[str, Any] = {}  # in a worker process: the run and evaluator it measures
 
 
-def _worker_start() -> None:
-    """In each worker: Ctrl-C is the parent's to handle (it cancels the queue and saves what is done)."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def _worker_measure(run_path: str, step: int, digest: str, names: list[str], options: dict,
                     key_freqs: tuple[int, ...]):
-    """One checkpoint in a worker process (one torch thread: workers share the cores). The
-    checkpoint must still be the one planned (``digest``): its rows are recorded under that hash."""
-    import torch
-
-    torch.set_num_threads(1)
+    """One checkpoint in a worker of `workbench.pool` (one torch thread: workers share the cores).
+    The checkpoint must still be the one planned (``digest``): its rows are recorded under that hash."""
     opts = ProbeOptions.from_dict(options)
     if _WORKER.get("key") != (run_path, opts.engine):
         run = store.open_run(Path(run_path))
@@ -323,41 +311,25 @@ def _worker_measure(run_path: str, step: int, digest: str, names: list[str], opt
     try:
         now = evaluate.run.content_hash(step)
     except OSError as exc:
-        return step, str(exc)
+        return str(exc)
     if now != digest:
-        return step, f"checkpoint {evaluate.run.step_path(step)} changed while the run was being probed; probe again"
-    return step, measure_checkpoint(evaluate, step, names, opts, key_freqs)
+        return f"checkpoint {evaluate.run.step_path(step)} changed while the run was being probed; probe again"
+    return measure_checkpoint(evaluate, step, names, opts, key_freqs)
 
 
 def _in_workers(run: store.Run, jobs: list[tuple[int, str, list[str]]], options: ProbeOptions,
                 key_freqs: tuple[int, ...], workers: int):
-    """Yield (step, frames) for each job as it finishes: in ``workers`` spawned processes, or in
-    this one (with one torch thread, so the numbers are the same either way) when workers is 1."""
-    workers = max(1, min(workers, len(jobs)))
-    args = (str(run.path),)
-    if workers == 1:
-        import torch
-
-        threads = torch.get_num_threads()
-        try:
-            for step, digest, names in jobs:
-                yield _worker_measure(*args, step, digest, names, options.to_dict(), key_freqs)
-        finally:
-            torch.set_num_threads(threads)
-            _WORKER.clear()
-        return
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_worker_start) as pool:
-        futures = [pool.submit(_worker_measure, *args, step, digest, names, options.to_dict(), key_freqs)
-                   for step, digest, names in jobs]
-        try:
-            for future in as_completed(futures):
-                yield future.result()
-        except BaseException:
-            pool.shutdown(cancel_futures=True)
-            raise
+    """Yield (step, frames or why not) for each job as it finishes, through `workbench.pool`: in
+    ``workers`` processes, or in this one when workers is 1, with one torch thread either way so
+    the numbers are the same. A job that fails is that checkpoint's reason, named; the rest go on."""
+    args = [(str(run.path), step, digest, names, options.to_dict(), key_freqs) for step, digest, names in jobs]
+    try:
+        with run_jobs(_worker_measure, args, workers, threads=1) as results:
+            for done in results:
+                step = jobs[done.index][0]
+                yield step, done.value if done.ok else f"the {', '.join(jobs[done.index][2])} probe failed: {done.error}"
+    finally:
+        _WORKER.clear()
 
 
 def merge_tables(run: store.Run, cache: store.ProbeCache, work: _Plan, old_tables: dict[str, Any],
@@ -400,7 +372,7 @@ def _save(run: store.Run, cache: store.ProbeCache, work: _Plan, old_tables: dict
 
 def save_phases(run: store.Run, tables: dict[str, Any], key_freqs: Sequence[int]) -> Phases:
     phases = detect_phases(run.metrics, tables.get("progress"), tables.get("weights"), list(key_freqs))
-    store.write_probe_json(run, store.PHASES, phases.to_dict())
+    store.write_probe_json(run, store.PHASES_FILE, phases.to_dict())
     return phases
 
 
@@ -412,7 +384,7 @@ def probe(
     key_freqs: Sequence[int] | str | None = None,
     engine: str | None = None,
     overrides: Mapping[str, Any] | None = None,
-    progress: bool = True,
+    progress: bool | Monitor = True,
     root: Path | None = None,
     workers: int | None = None,
 ) -> ProbeResults:
@@ -451,7 +423,7 @@ def probe(
         work = plan(run, cache, selected, {s.name for s in specs}, options, kf["key_freqs"], skipped)
         new_rows: dict[str, list] = {name: [] for name in REGISTRY}
         try:
-            measure(run, work, options, kf["key_freqs"], cache, evaluate, skipped, progress,
+            measure(run, work, options, kf["key_freqs"], cache, evaluate, skipped, resolve_monitor(progress),
                     default_workers() if workers is None else workers, new_rows)
         except BaseException:  # interrupted (or a probe failed): keep every row measured so far
             _save(run, cache, work, old_tables, new_rows, options)

@@ -9,8 +9,12 @@ deterministic id: the page works with no network and is the same bytes for the s
 Notebooks get `OfflineView` objects, which render from the same local bundle (never the CDN).
 
 Example:
-    >>> view = attention_patterns(["a=3", "b=5", "="], pattern)   # notebook object [heads, 3, 3]
-    >>> page_part = bundle_script() + attention_patterns_element("cv-0", tokens, pattern)
+    >>> import torch
+    >>> pattern = torch.full((2, 3, 3), 1 / 3)                  # [heads, 3, 3]
+    >>> view = pattern_view(["a=3", "b=5", "="], pattern)       # a notebook object
+    >>> page_part = bundle_script() + attention_patterns_element("cv-0", ["a=3", "b=5", "="], pattern)
+    >>> 'id="cv-0"' in page_part
+    True
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ class OfflineView:
         return self.local_src
 
 
-def attention_patterns(tokens: list[str], pattern: torch.Tensor) -> OfflineView:
+def pattern_view(tokens: list[str], pattern: torch.Tensor) -> OfflineView:
     """circuitsvis's AttentionPatterns for a notebook: pattern [heads, n, n] -> `OfflineView`."""
     from circuitsvis.attention import attention_patterns as cv_attention_patterns
 
@@ -52,11 +56,11 @@ def attention_patterns(tokens: list[str], pattern: torch.Tensor) -> OfflineView:
 
 @functools.lru_cache(maxsize=1)
 def _bundle_js() -> str:
-    src = attention_patterns(["x"], torch.ones(1, 1, 1)).local_src
+    src = pattern_view(["x"], torch.ones(1, 1, 1)).local_src
     start = src.find(_MODULE_OPEN)
     end = src.rfind(_RENDER_CALL)
     if start < 0 or end < 0:
-        raise RuntimeError("circuitsvis local_src has an unexpected layout; update workbench/circuitsvis_html.py")
+        raise RuntimeError("circuitsvis local_src has an unexpected layout; update workbench/report/circuitsvis.py")
     return src[start + len(_MODULE_OPEN) : end]
 
 

@@ -12,8 +12,9 @@ the chosen checkpoint on the grid, so it works on any run directory, including a
 wraps it in ipywidgets. All figures are plotly and render offline.
 
 Example (in a notebook):
+    >>> run = workbench.open_run("demo")
     >>> workbench.explore(run)                       # a slider over run.steps
-    >>> view = workbench.step_view(run, 1460)         # or one step's figures directly
+    >>> view = workbench.step_view(run, run.steps[-1])   # or one step's figures directly
     >>> view.phase, view.spectrum, view.neurons, view.attention
 """
 
@@ -21,10 +22,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workbench import figures, store
+from workbench import figures, model, store
 from workbench.errors import UsageError
-from workbench.evaluate import evaluate_on_grid
-from workbench.runner import ProbeResults, probe
+from workbench.probing import ProbeResults, evaluate_on_grid, probe
+from workbench.report import circuitsvis
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,6 @@ def attention_view(run: store.Run | str, step: int | None = None, a: int | None 
     input), read from the bridge's own hook: an `OfflineView`, which renders with no network."""
     import torch
 
-    from workbench import circuitsvis_html, model
-
     run = run if isinstance(run, store.Run) else store.open_run(run, root)
     step = run.steps[-1] if step is None else step
     if a is None or b is None:
@@ -104,5 +103,5 @@ def attention_view(run: store.Run | str, step: int | None = None, a: int | None 
     tokens = torch.tensor([[a, b, run.config.p]])
     if layer is not None and not 0 <= layer < run.config.n_layers:
         raise UsageError(f"layer {layer} does not exist; run {run.name!r} has layers 0..{run.config.n_layers - 1}")
-    patterns = model.attention_patterns(model.load_bridge(run, step), run.config, tokens, layer)  # [1, heads, 3, 3]
-    return circuitsvis_html.attention_patterns([f"a={a}", f"b={b}", "="], patterns[0])
+    patterns = model.bridge_attention(model.load_bridge(run, step), run.config, tokens, layer)  # [1, heads, 3, 3]
+    return circuitsvis.pattern_view([f"a={a}", f"b={b}", "="], patterns[0])

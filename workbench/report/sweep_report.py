@@ -7,7 +7,12 @@ steps to generalise against each axis, key frequencies across members, test loss
 member on one axis, and for a width axis (d_mlp or d_model) the double-descent curves.
 
 Example:
-    >>> build_sweep_report(open_sweep("frac-wd")).index   # .../checkpoints/frac-wd/report/index.html
+    >>> from pathlib import Path
+    >>> from workbench.sweeps import open_sweep, run_sweep
+    >>> _ = Path("pair.toml").write_text('base = "smoke"\\n[set]\\nepochs = 50\\n[axes]\\nweight_decay = [0.5, 1.0]\\n')
+    >>> sweep = run_sweep("pair.toml", progress=False)
+    >>> build_sweep_report(open_sweep("pair"), formats=()).index.name   # <root>/pair/report/index.html
+    'index.html'
 """
 
 from __future__ import annotations
@@ -20,10 +25,10 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from probes.outcome import CRITERIA as OUTCOME_CRITERIA
-from workbench import files, store
-from workbench import sweep_figures as sf
-from workbench.report import FORMATS, export_images, figure_sections, page_html
-from workbench.sweep import SEED_AXIS, TABLE, Sweep
+from workbench import figures, store
+from workbench.report.page import IMAGE_FORMATS, export_images, figure_sections, page_html
+from workbench.store import TABLE
+from workbench.sweeps import SEED_AXIS, Sweep, probe_sweep
 
 WIDTH_AXES = ("d_mlp", "d_model")
 OVERLAY_LIMIT = 24  # more lines than this on one axis are unreadable
@@ -62,36 +67,36 @@ def restricted_losses(sweep: Sweep, members: list[str]) -> dict[str, object]:
     return out
 
 
-def build_figures(sweep: Sweep, table) -> dict[str, tuple[go.Figure, str]]:
+def sweep_figures(sweep: Sweep, table) -> dict[str, tuple[go.Figure, str]]:
     """name -> (figure, what to look for), for the figures that fit the sweep's axes."""
     axes = [a for a in sweep.definition.axis_names if a != SEED_AXIS and table[a].nunique() > 1]
     trained = table[table.status == "complete"]
     figs: dict[str, tuple[go.Figure, str]] = {}
     if len(axes) >= 2:
-        figs["phase_diagram"] = (sf.phase_diagram(table, axes[0], axes[1]),
+        figs["phase_diagram"] = (figures.phase_diagram(table, axes[0], axes[1]),
                                  "Each cell is a setting; its colour the most common outcome over seeds. Look for "
                                  "the grokking band between comprehension and memorisation (Liu et al. 2022, Fig. 6), "
                                  "and how the steps to generalise grow towards its edge.")
     for axis in axes:
         figs[f"steps_to_grok_{axis}"] = (
-            sf.steps_to_grok(trained, axis),
+            figures.steps_to_grok(trained, axis),
             f"Steps to 99% test accuracy against {axis}; the spread of dots at one value is the spread over seeds. "
             "Power et al. 2022 (Fig. 1): the time to generalise rises steeply as the training fraction falls.")
     if "key_freqs" in trained and trained.key_freqs.notna().any():
-        figs["key_frequencies"] = (sf.key_frequencies_across_seeds(trained),
+        figs["key_frequencies"] = (figures.key_frequencies_across_seeds(trained),
                                    "Which frequencies members use, and how many: across seeds the set changes while "
                                    "its size stays small (Chughtai et al. 2023, universality).")
     metrics = {n: store.Run(sweep.path / n).metrics for n in trained.member}  # read once, for every figure
     names = list(trained.member)[:OVERLAY_LIMIT]
     overlaid = {n: metrics[n] for n in names}
     if names:
-        figs["test_loss_overlaid"] = (sf.curves_overlaid(overlaid, "test_loss"),
+        figs["test_loss_overlaid"] = (figures.curves_overlaid(overlaid, "test_loss"),
                                       "Every member's test loss on one step axis: where the drops line up, and where "
                                       "they do not.")
         restricted = restricted_losses(sweep, names)
         if restricted:
             figs["restricted_loss_overlaid"] = (
-                sf.curves_overlaid(restricted, "restricted_loss"),
+                figures.curves_overlaid(restricted, "restricted_loss"),
                 "Each member's restricted loss (the logits kept to its own key frequencies, Nanda et al. 2023): it "
                 "falls before the test loss does in the members that grok, and stays high in those that memorise.")
     width = next((a for a in axes if a in WIDTH_AXES), None)
@@ -99,16 +104,16 @@ def build_figures(sweep: Sweep, table) -> dict[str, tuple[go.Figure, str]]:
         epochs = sorted({int(e) for e in (store.Run(sweep.path / names[0]).config.epochs * f for f in (0.1, 0.3))})
         at = fixed_epoch_losses(metrics, epochs)
         figs["double_descent_width"] = (
-            sf.test_loss_against(trained, width, at),
+            figures.test_loss_against(trained, width, at),
             f"Test loss against {width} at the end and at fixed epochs. Model-wise double descent (Nakkiran et al. "
             "2019) is a rise near the width where the model just fits the (noisy) training set, then a second fall.")
         labels = {n: f"{width} {v:g}" if isinstance(v, float) else f"{width} {v}"
                   for n, v in zip(trained.member, trained[width], strict=True)}
         figs["double_descent_epochs"] = (
-            sf.loss_over_epochs(overlaid, labels),
+            figures.loss_over_epochs(overlaid, labels),
             "Test loss against epoch per width: epoch-wise double descent is a fall, a rise while the noisy labels "
             "are fitted, and a second fall.")
-        figs["loss_size_norm"] = (sf.loss_against_size_and_norm(trained),
+        figs["loss_size_norm"] = (figures.loss_against_size_and_norm(trained),
                                   "The same test losses against parameter count and against the weight norm: "
                                   "Davies et al. 2022 read grokking and double descent as one effect of the norm.")
     return figs
@@ -118,14 +123,12 @@ def _table_html(table) -> str:
     return table.to_html(index=False, na_rep="—", float_format=lambda v: f"{v:.4g}", border=0)
 
 
-def build_sweep_report(sweep: Sweep, formats=FORMATS) -> SweepReport:
+def build_sweep_report(sweep: Sweep, formats=IMAGE_FORMATS) -> SweepReport:
     """Write the sweep's report (probing the sweep first if it has no table)."""
     if not (sweep.path / TABLE).is_file():
-        from workbench.sweep_probe import probe_sweep
-
         probe_sweep(sweep, progress=False)
     table = sweep.table
-    figs = build_figures(sweep, table)
+    figs = sweep_figures(sweep, table)
     out = sweep.path / store.REPORT_DIR
     out.mkdir(exist_ok=True)
     images, error = export_images(figs, out, formats) if formats else ([], None)
@@ -145,5 +148,5 @@ def build_sweep_report(sweep: Sweep, formats=FORMATS) -> SweepReport:
     body.append(f"<table>{criteria}</table>")
     body.append(_table_html(table))
     index = out / store.REPORT_PAGE
-    files.write_text(index, page_html(f"{sweep.name} — sweep report", body))
+    store.write_text(index, page_html(f"{sweep.name} — sweep report", body))
     return SweepReport(index=index, figures=list(figs), images=images, image_error=error)

@@ -1,7 +1,7 @@
 """One-line text summaries of a run for people: the CLI, the report and notebooks print these.
 
 Example:
-    >>> metrics_line(run.last_metrics, run.config.epochs)
+    >>> metrics_line({"step": 3000, "train_loss": 1.2e-7, "train_acc": 1.0, "test_loss": 0.0031, "test_acc": 1.0}, 3000)
     'step 3000/3000  train loss 1.2e-07 acc 100.0%  test loss 0.0031 acc 100.0%'
 """
 

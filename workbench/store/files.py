@@ -9,8 +9,11 @@ temporary that `remove_stale_temporaries` clears. (``tempfile.mkstemp`` makes 06
 copied to a shared server or a report served over HTTP.)
 
 Example:
+    >>> Path("run").mkdir()
     >>> write_json(Path("run/config.json"), {"p": 113})
-    >>> with exclusive_lock(Path("run/.lock"), "run 'x' is busy: another process is training it"): ...
+    >>> with exclusive_lock(Path("run/.lock"), "run 'x' is busy: another process is training it"):
+    ...     Path("run/config.json").read_text()
+    '{\\n  "p": 113\\n}\\n'
 """
 
 from __future__ import annotations

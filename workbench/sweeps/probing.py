@@ -11,37 +11,42 @@ one run. Members are probed in ``workers`` processes, one member at a time per p
 per-member cost is that of probing it alone and the peak memory does not grow with the sweep.
 
 Example:
-    >>> table = probe_sweep(open_sweep("frac-wd"))
-    >>> table.pivot_table(index="frac_train", columns="weight_decay", values="outcome", aggfunc="first")
+    >>> from pathlib import Path
+    >>> from workbench.sweeps import open_sweep, run_sweep
+    >>> _ = Path("wd.toml").write_text('base = "smoke"\\n[set]\\nepochs = 50\\n[axes]\\nweight_decay = [0.5, 1.0]\\n')
+    >>> sweep = run_sweep("wd.toml", probe=False, progress=False)
+    >>> table = probe_sweep(open_sweep("wd"), progress=False)
+    >>> table.pivot_table(index="status", columns="weight_decay", values="outcome", aggfunc="first").shape
+    (1, 2)
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from probes import outcome as outcome_rules
 from probes.phases import CRITERIA as PHASE_CRITERIA
-from workbench import files, store
-from workbench.sweep import COMPLETE, CRITERIA_FILE, TABLE, Sweep
+from workbench import store
+from workbench.model import initial_shapes, trainable_names
+from workbench.monitor import Monitor
+from workbench.monitor import resolve as resolve_monitor
+from workbench.pool import run_jobs
+from workbench.probing import probe
+from workbench.store import CRITERIA_FILE, TABLE
+from workbench.sweeps.manifest import Sweep
+from workbench.training import COMPLETE, status_kind
 
 # enough for phases, key frequencies and the weight norm; a definition's `probes` adds more
 DEFAULT_PROBES = ("fourier", "progress", "weights")
-PHASES = tuple(PHASE_CRITERIA)
+PHASE_NAMES = tuple(PHASE_CRITERIA)
 
 
-def member_row(path: str, probes: Sequence[str] | None, threads: int | None = None) -> dict[str, Any]:
-    """One member's row: probe it (cached) and reduce the results to scalars."""
-    import torch
-
-    from workbench.model import initial_shapes, trainable_names
-    from workbench.runner import probe
-
-    if threads:
-        torch.set_num_threads(threads)
+def member_row(path: str, probes: Sequence[str] | None) -> dict[str, Any]:
+    """One member's row: probe it (cached) and reduce the results to scalars (a `workbench.pool`
+    job: the pool sets the worker's threads)."""
     run = store.Run(Path(path))
     results = probe(run, probes=list(probes) if probes else None, progress=False, workers=1)
     metrics = run.metrics
@@ -52,7 +57,7 @@ def member_row(path: str, probes: Sequence[str] | None, threads: int | None = No
         total = weights[weights.param == "total"].sort_values("step")
         norm = float(total.value.iloc[-1]) if len(total) else None
     keys = list(results.key_frequencies.get("key_freqs", []))
-    row: dict[str, Any] = {f"{p}_step": results.phases.steps.get(p) for p in PHASES}
+    row: dict[str, Any] = {f"{p}_step": results.phases.steps.get(p) for p in PHASE_NAMES}
     row.update(outcome_rules.outcome(metrics))
     reached = metrics[metrics.test_acc >= 0.95]  # Grokfast's measure: steps to 95% validation accuracy
     row["gen95_step"] = int(reached.step.iloc[0]) if len(reached) else None
@@ -64,9 +69,12 @@ def member_row(path: str, probes: Sequence[str] | None, threads: int | None = No
     return row
 
 
-def probe_sweep(sweep: Sweep, probes: Sequence[str] | None = None, workers: int = 1, progress: bool = True):
+def probe_sweep(sweep: Sweep, probes: Sequence[str] | None = None, workers: int = 1,
+                progress: bool | Monitor = True):
     """Probe every complete member and write the sweep's table (returned as a DataFrame) and
-    criteria. Failed and unfinished members get a row with their status and no measures."""
+    criteria. Failed and unfinished members get a row with their status and no measures; a
+    member whose probing fails gets its reason in a ``probe_error`` column, and the other rows
+    are kept. ``workers``: processes (`workbench.pool`); ``progress``: a bar and a note per member."""
     import pandas as pd
 
     probes = list(probes or sweep.definition.probes or DEFAULT_PROBES)
@@ -74,31 +82,25 @@ def probe_sweep(sweep: Sweep, probes: Sequence[str] | None = None, workers: int 
     members = sweep.members
     todo = [m for m in members if m["status"] == COMPLETE]
     rows: dict[str, dict[str, Any]] = {}
-    if workers > 1 and len(todo) > 1:
-        import concurrent.futures as cf
-        import multiprocessing as mp
-
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(member_row, str(sweep.path / m["name"]), probes, threads): m["name"] for m in todo}
-            for fut in cf.as_completed(futures):
-                rows[futures[fut]] = fut.result()
-                if progress:
-                    print(f"  probed {sweep.name}/{futures[fut]}: {rows[futures[fut]]['outcome']}", flush=True)
-    else:
-        for m in todo:
-            rows[m["name"]] = member_row(str(sweep.path / m["name"]), probes)
-            if progress:
-                print(f"  probed {sweep.name}/{m['name']}: {rows[m['name']]['outcome']}", flush=True)
+    monitor = resolve_monitor(progress)
+    jobs = [(str(sweep.path / m["name"]), probes) for m in todo]
+    with monitor.bar(len(jobs), f"probe {sweep.name}", unit="member") as bar, \
+            run_jobs(member_row, jobs, workers) as results:
+        for done in results:
+            name = todo[done.index]["name"]
+            # a member that cannot be probed keeps its row, with the reason: the others' rows are kept
+            rows[name] = done.value if done.ok else {"probe_error": done.error}
+            monitor.note(f"  probed {sweep.name}/{name}: {done.value['outcome'] if done.ok else done.error}")
+            bar.advance(1)
     table = []
     for m in members:
         cfg = store.Run(sweep.path / m["name"]).config
-        base = {"member": m["name"], "status": m["status"].split(":")[0], **m["values"],
+        base = {"member": m["name"], "status": status_kind(m["status"]), **m["values"],
                 "model_seed": cfg.model_seed, "split_seed": cfg.split_seed}
         table.append({**base, **rows.get(m["name"], {})})
     frame = pd.DataFrame(table)
     store.write_table(sweep.path / TABLE, frame)
-    files.write_json(sweep.path / CRITERIA_FILE, {
+    store.write_json(sweep.path / CRITERIA_FILE, {
         "outcome": outcome_rules.CRITERIA, "phases": dict(PHASE_CRITERIA), "probes": probes,
         "axes": definition.axis_names})
     return frame

@@ -1,6 +1,6 @@
 """Training variants that claim to change grokking: Grokfast's gradient filters, StableMax
 cross-entropy and the ⊥Grad optimizer. Config fields select them (``grokfast``, ``loss``,
-``optimizer``); both trainers (`workbench.train`, `workbench.batched`) call these functions, on
+``optimizer``); both trainers (`workbench.training.solo`, `workbench.training.batched`) call these functions, on
 one run's tensors or on a group's stacked ones (a leading member axis, ``batch_dims=1``).
 
 Grokfast (Lee et al. 2024, "Grokfast: accelerated grokking by amplifying slow gradients"): the

@@ -1,0 +1,81 @@
+"""The resume state: weights, AdamW moments and RNG at the last checkpoint; rebuilding it from a checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from workbench.errors import UsageError
+from workbench.store.formats import (
+    CorruptCheckpoint,
+    DamagedFile,
+    _load_tensors,
+    read_jsonl,
+    rewrite_metrics,
+    write_tensors,
+)
+from workbench.store.layout import METRICS, STATE
+from workbench.store.run import Run
+
+
+def truncate_metrics(run_dir: Path, start: int) -> None:
+    """Before a session resumes at ``start``: drop the metrics an interrupted process logged at or
+    after it (they are recomputed identically) and any torn last line."""
+    path = run_dir / METRICS
+    rows = read_jsonl(path)
+    if any(r["step"] >= start for r in rows) or (path.exists() and len(rows) != len(path.read_text(errors="replace").splitlines())):
+        rewrite_metrics(run_dir, [r for r in rows if r["step"] < start])
+
+
+@dataclass
+class ResumeState:
+    """What resuming needs: the step, the weights, AdamW's state per parameter name
+    (``{name: {"exp_avg": t, "exp_avg_sq": t, "step": t}}``; empty before the first update) and
+    torch's RNG state; ``grad_filter``: the state of a Grokfast filter (`workbench.training.variants`)."""
+
+    step: int
+    weights: dict[str, torch.Tensor]
+    adam: dict[str, dict[str, torch.Tensor]]
+    rng: torch.Tensor
+    grad_filter: dict[str, torch.Tensor] = field(default_factory=dict)  # Grokfast's filter state, by weight name
+
+
+def write_state(run_dir: Path, state: ResumeState) -> None:
+    tensors = {f"weights/{k}": v for k, v in state.weights.items()}
+    for name, moments in state.adam.items():
+        for key, value in moments.items():
+            tensors[f"adam/{key}/{name}"] = value.reshape(-1) if key == "step" else value
+    tensors["rng/torch"] = state.rng
+    tensors.update({f"grad_filter/{k}": v.contiguous() for k, v in state.grad_filter.items()})
+    write_tensors(run_dir / STATE, tensors, {"step": str(state.step)})
+
+
+def read_state(run: Run) -> ResumeState:
+    """The resume state; `DamagedFile` (with the way out) if it cannot be read."""
+    path = run.path / STATE
+    step = run.state_step
+    if step is None:
+        raise DamagedFile(f"{path} is missing; {run.reset_advice()}")
+    tensors = _load_tensors(path, run.reset_advice())
+    if "rng/torch" not in tensors:
+        raise DamagedFile(f"{path} is damaged (no RNG state); {run.reset_advice()}")
+    weights = {k[len("weights/"):]: v for k, v in tensors.items() if k.startswith("weights/")}
+    adam: dict[str, dict[str, torch.Tensor]] = {}
+    for k, v in tensors.items():
+        if k.startswith("adam/"):
+            _, key, name = k.split("/", 2)
+            adam.setdefault(name, {})[key] = v.reshape(()) if key == "step" else v
+    grad_filter = {k[len("grad_filter/"):]: v for k, v in tensors.items() if k.startswith("grad_filter/")}
+    return ResumeState(step=step, weights=weights, adam=adam, rng=tensors["rng/torch"], grad_filter=grad_filter)
+
+
+def last_good_checkpoint(run: Run) -> tuple[int, dict[str, torch.Tensor]]:
+    """The latest checkpoint that loads, for rebuilding a damaged resume state."""
+    for step in reversed(run.steps):
+        try:
+            return step, run.weights(step)
+        except CorruptCheckpoint:
+            continue
+    raise UsageError(f"run {run.name!r} has no readable checkpoint to resume from; train a new run")

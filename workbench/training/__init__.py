@@ -1,0 +1,22 @@
+"""Training: full-batch AdamW on the train split, one run at a time (`train`) or many stacked
+into one model (`train_group`), with checkpoints, metrics and exact resume.
+
+Modules: ``solo`` (`train`), ``schedule`` (checkpoint steps, learning rate), ``device``,
+``start`` (`start_run`: split and step-0 weights), ``variants`` (losses, Grokfast filters,
+orthogonal gradients), ``batched`` (`train_group`), ``stacked`` (the stacked forward), ``adamw``
+(AdamW over stacked members), ``status`` (a member's status).
+"""
+
+from __future__ import annotations
+
+from workbench.training.batched import group_configs, padding, train_group
+from workbench.training.device import pick_device
+from workbench.training.schedule import checkpoint_steps
+from workbench.training.solo import train
+from workbench.training.stacked import stacked_forward
+from workbench.training.start import start_run
+from workbench.training.status import COMPLETE, FAILED, PENDING, STOPPED
+from workbench.training.status import kind as status_kind
+from workbench.training.variants import GradFilter, orthogonal_grad, stablemax_cross_entropy, training_loss
+
+__all__ = ["start_run", "status_kind", "COMPLETE", "FAILED", "GradFilter", "PENDING", "STOPPED", "checkpoint_steps", "group_configs", "orthogonal_grad", "padding", "pick_device", "stablemax_cross_entropy", "stacked_forward", "train", "train_group", "training_loss"]

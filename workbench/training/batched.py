@@ -1,0 +1,311 @@
+"""Batched training: runs that share every shape train together as one stacked model.
+
+Members of a sweep that differ only in scalars (seeds, split, training fraction, learning rate,
+weight decay, betas, warm-up, initial scale, label noise: `SCALAR_FIELDS`) have weights of the
+same shapes and the same checkpoint schedule. They train in one process as one model whose every
+weight has a leading member axis [M, ...]: the forward pass is `stacked_forward`,
+`FastTransformer.forward`'s operations batched over that axis, each member sees its own training set (padded to the largest, the padding weighted 0), and the
+optimiser is AdamW applied per member with that member's lr, betas and weight decay:
+
+    for each member m, with g the gradient of m's own mean float64 cross-entropy:
+        t += 1
+        w   *= 1 - lr_m(t) wd_m                           # decoupled weight decay
+        m1  = beta1_m m1 + (1 - beta1_m) g
+        m2  = beta2_m m2 + (1 - beta2_m) g^2
+        w  -= lr_m(t) / (1 - beta1_m^t) * m1 / (sqrt(m2) / sqrt(1 - beta2_m^t) + eps)
+
+which is `torch.optim.AdamW`'s update (Loshchilov & Hutter 2019) written for a member axis. The
+members' losses are summed before the backward pass: member m's weights get exactly the
+gradient of m's own loss. A member trained in a group matches the same config trained alone to
+float rounding (tested: 1e-4 relative after 200 steps at lr 1e-4; at lr 1e-2 Adam amplifies any
+rounding difference, see docs/results/sweeps.md). The training variants (`workbench.training.variants`: Grokfast's
+filter, StableMax, ⊥Grad) apply per member on the stacked tensors; a group shares its variant
+(those fields are not in `SCALAR_FIELDS`).
+
+Each member's run directory is written exactly as `workbench.training.solo` writes a solo run
+(metrics, checkpoints, and a resume state whose AdamW moments are in torch's format), so a
+member can be resumed alone or in a group. A group resumes from its members' states; members
+that stopped at different steps (a kill between two members' writes) train as sub-groups from
+their own steps. A member whose loss becomes NaN/inf stops there and is reported failed; the
+others go on.
+
+Example:
+    >>> from pathlib import Path
+    >>> from workbench.config import load_config
+    >>> from workbench.training import start_run
+    >>> runs = [start_run(Path(f"group/{s}"), load_config("smoke", {"model_seed": s, "epochs": 50})) for s in (0, 1)]
+    >>> train_group(runs)
+    {'0': 'complete', '1': 'complete'}
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from datetime import UTC, datetime
+
+import torch
+
+from workbench import store
+from workbench.config import RunConfig
+from workbench.model import (
+    trainable_names,
+    weight_names,
+)
+from workbench.monitor import Monitor
+from workbench.monitor import resolve as resolve_monitor
+from workbench.training.adamw import StackedAdamW
+from workbench.training.schedule import checkpoint_steps, lr_at
+from workbench.training.stacked import stacked_forward
+from workbench.training.status import COMPLETE, STOPPED
+from workbench.training.status import failed as failed_status
+from workbench.training.variants import GradFilter, orthogonal_grad, training_loss
+
+# config fields members of one group may differ in: none changes a weight's shape, the forward
+# pass's operations or the schedule of evaluations and checkpoints
+SCALAR_FIELDS = ("operation", "table_seed", "split_seed", "split_rule", "frac_train", "label_noise",
+                 "model_seed", "init", "init_scale", "lr", "weight_decay", "beta1", "beta2", "warmup_steps")
+
+
+def group_key(cfg: RunConfig) -> tuple:
+    """What members of one group must share: every field but `SCALAR_FIELDS`."""
+    return tuple((k, v) for k, v in cfg.to_dict().items() if k not in SCALAR_FIELDS)
+
+
+def group_configs(configs: Sequence[RunConfig]) -> list[list[int]]:
+    """Indices of ``configs`` grouped by `group_key`, in first-seen order."""
+    groups: dict[tuple, list[int]] = {}
+    for i, cfg in enumerate(configs):
+        groups.setdefault(group_key(cfg), []).append(i)
+    return list(groups.values())
+
+
+class _Member:
+    """One member's data and files inside a group."""
+
+    def __init__(self, run: store.Run, state: store.ResumeState, device: torch.device):
+        self.run = run
+        self.cfg = run.config
+        ds, split = run.dataset, run.split
+        self.x_train = ds.tokens[split.train].to(device)
+        self.y_train = split.train_targets(ds).to(device)
+        self.x_test = ds.tokens[split.test].to(device)
+        self.y_test = ds.labels[split.test].to(device)
+        self.state = state
+
+
+def _pad(parts: list[torch.Tensor], fill: torch.Tensor | int, n_max: int) -> torch.Tensor:
+    """Stack [n_m, ...] tensors into [M, n_max, ...], padding with ``fill`` rows."""
+    out = []
+    for t in parts:
+        extra = n_max - len(t)
+        if extra:
+            pad = fill.expand(extra, *t.shape[1:]) if isinstance(fill, torch.Tensor) else torch.full(
+                (extra, *t.shape[1:]), fill, dtype=t.dtype, device=t.device)
+            t = torch.cat([t, pad.to(t.device)])
+        out.append(t)
+    return torch.stack(out)
+
+
+class _Batch:
+    """A padded set per member: tokens [M, n_max, 3], labels [M, n_max], valid [M, n_max] bool.
+    ``n_max`` is the group's, not the sub-group's: the matrix shapes, and so the rounding of every
+    member, do not depend on which members train together (a resumed sub-group stays bit-identical)."""
+
+    def __init__(self, tokens: list[torch.Tensor], labels: list[torch.Tensor], n_max: int):
+        self.tokens = _pad(tokens, tokens[0][:1], n_max)  # pad with a real input: no special token needed
+        self.labels = _pad(labels, 0, n_max)
+        self.valid = _pad([torch.ones(len(t), dtype=torch.bool, device=t.device) for t in tokens], 0, n_max).bool()
+        self.count = self.valid.sum(1)
+
+    def losses(self, logits: torch.Tensor, loss: str = "cross_entropy") -> torch.Tensor:
+        """Each member's mean float64 loss (`variants.training_loss`) over its own inputs: [M]."""
+        per_input = training_loss(loss, logits, self.labels, reduction="none")  # [M, n]
+        # where, not a product: a padding row's inf must not turn the member's loss into NaN
+        return torch.where(self.valid, per_input, 0.0).sum(1) / self.count
+
+    def accuracies(self, logits: torch.Tensor) -> torch.Tensor:
+        hits = (logits.argmax(-1) == self.labels) & self.valid
+        return hits.double().sum(1) / self.count
+
+
+def _stack_filter_states(cfg: RunConfig, states: list[dict[str, torch.Tensor]], device: torch.device) -> dict:
+    """Members' Grokfast states stacked on a member axis (ema: first axis; ma: second, after the
+    window's). Members of one group share their step, so their states have the same keys and sizes."""
+    if not states[0]:
+        return {}
+    axis = 1 if cfg.grokfast == "ma" else 0
+    return {k: torch.stack([s[k] for s in states], dim=axis).to(device) for k in states[0]}
+
+
+def _member_filter_state(cfg: RunConfig, state: dict[str, torch.Tensor], j: int) -> dict[str, torch.Tensor]:
+    """Member j's part of the stacked Grokfast state (`GradFilter.state_dict`), in a solo run's shape."""
+    return {k: (v[:, j] if cfg.grokfast == "ma" else v[j]).clone() for k, v in state.items()}
+
+
+def padding(runs: Sequence[store.Run]) -> tuple[int, int]:
+    """The (train, test) set size a group pads its members to: the largest of ``runs``."""
+    sizes = [(len(r.split.train), len(r.split.test)) for r in runs]
+    return max(n for n, _ in sizes), max(n for _, n in sizes)
+
+
+def train_group(runs: Sequence[store.Run], device: str | torch.device = "cpu", progress: bool | Monitor = False,
+                stop_after: int | None = None, pad: tuple[int, int] | None = None) -> dict[str, str]:
+    """Train existing runs that share a `group_key` together to completion (or to ``stop_after``,
+    resumably). Returns ``{run name: "complete" | "stopped" | "failed: <why>"}``; a member
+    already complete is left as it is. Holds every member's training lock. ``pad``: the set
+    sizes to pad to (default `padding` of ``runs``). The padded size changes the order of the
+    sums over inputs, so a group resumed with some members left out (finished or failed) passes
+    the whole group's padding to stay bit-identical to an uninterrupted run. ``progress``: a bar
+    per stacked group (True, False or a `workbench.monitor.Monitor`)."""
+    runs = list(runs)
+    if not runs:
+        return {}
+    keys = {group_key(r.config) for r in runs}
+    if len(keys) > 1:
+        raise ValueError("runs of one group must share every field but " + ", ".join(SCALAR_FIELDS))
+    device = torch.device(device)
+    status: dict[str, str] = {}
+    with ExitStack() as locks:
+        for run in runs:
+            locks.enter_context(store.training_lock(run))
+        pending: dict[tuple, list[tuple[store.Run, store.ResumeState]]] = {}
+        for run in runs:
+            if run.is_complete:
+                status[run.name] = COMPLETE
+            else:  # sub-groups by what their states hold: the step, AdamW's moments, the filter's state
+                state = store.read_state(run)
+                key = (state.step, bool(state.adam), tuple(sorted((k, tuple(v.shape)) for k, v in state.grad_filter.items())))
+                pending.setdefault(key, []).append((run, state))
+        pad = pad or padding(runs)
+        for key in sorted(pending, key=lambda k: (k[0], k[1], str(k[2]))):
+            status.update(_train_stacked(pending[key], device, resolve_monitor(progress), stop_after, pad))
+    return {r.name: status[r.name] for r in runs}
+
+
+def _train_stacked(runs: list[tuple[store.Run, store.ResumeState]], device: torch.device, monitor: Monitor,
+                   stop_after: int | None, pad: tuple[int, int]) -> dict[str, str]:
+    members = [_Member(run, state, device) for run, state in runs]
+    cfg0 = members[0].cfg
+    start = members[0].state.step
+    names = trainable_names(cfg0)
+    fixed = [n for n in weight_names(cfg0) if n not in names]
+    params = {n: torch.stack([m.state.weights[n] for m in members]).to(device).requires_grad_(True) for n in names}
+    frozen = {n: torch.stack([m.state.weights[n] for m in members]).to(device) for n in fixed}
+    optimizer = StackedAdamW(params, [m.cfg for m in members], [m.state.adam for m in members], device)
+    grad_filter = GradFilter(cfg0.grokfast, cfg0.grokfast_alpha, cfg0.grokfast_lamb, cfg0.grokfast_window,
+                             _stack_filter_states(cfg0, [m.state.grad_filter for m in members], device))
+    train = _Batch([m.x_train for m in members], [m.y_train for m in members], pad[0])
+    test = _Batch([m.x_test for m in members], [m.y_test for m in members], pad[1])
+
+    def forward(tokens: torch.Tensor) -> torch.Tensor:  # [M, n, 3] -> [M, n, p]
+        return stacked_forward(cfg0, {**params, **frozen}, tokens)
+
+    for m in members:  # metrics past the resumed step were logged by the interrupted process
+        store.truncate_metrics(m.run.path, start)
+
+    ckpts = set(checkpoint_steps(cfg0))
+    end = cfg0.epochs if stop_after is None else min(cfg0.epochs, max(stop_after, start))
+    sessions = []
+    for m in members:
+        prov = m.run.provenance
+        prov["sessions"].append({"device": str(device), "start_step": start, "group": len(members),
+                                 "started": datetime.now(UTC).isoformat(timespec="seconds")})
+        store.write_provenance(m.run, prov)
+        sessions.append(prov)
+    status: dict[str, str] = {}
+    alive = list(range(len(members)))  # indices into members of those still training
+    t0 = time.perf_counter()
+    bar = monitor.bar(cfg0.epochs, f"group of {len(members)}", unit="ep", initial=start)
+
+    def record(step: int, train_logits: torch.Tensor) -> None:
+        with torch.no_grad():
+            tr_loss, tr_acc = train.losses(train_logits), train.accuracies(train_logits)
+            te_logits = forward(test.tokens)
+            te_loss, te_acc = test.losses(te_logits), test.accuracies(te_logits)
+        wall = round(time.perf_counter() - t0, 3)
+        for j, i in enumerate(alive):
+            m = members[i]
+            store.append_metrics(m.run.path, {
+                "step": step, "train_loss": tr_loss[j].item(), "train_acc": tr_acc[j].item(),
+                "test_loss": te_loss[j].item(), "test_acc": te_acc[j].item(), "lr": lr_at(m.cfg, step), "wall_s": wall})
+
+    def checkpoint(step: int) -> None:
+        stacked = {**params, **frozen}
+        weights = [{n: stacked[n][j].detach().cpu().clone() for n in weight_names(cfg0)}  # the solo run's key order
+                   for j in range(len(alive))]
+        for j, i in enumerate(alive):
+            store.write_checkpoint(members[i].run, step, weights[j])
+        filter_state = grad_filter.state_dict()  # one copy of the stacked state, indexed per member below
+        for j, i in enumerate(alive):  # states after every checkpoint: a kill leaves checkpoints ahead, never behind
+            m = members[i]
+            # the member's own RNG state passes through untouched (full-batch training draws nothing)
+            store.write_state(m.run.path, store.ResumeState(step, weights[j], optimizer.member_state(j), m.state.rng,
+                                                            _member_filter_state(cfg0, filter_state, j)))
+
+    def drop(failed: list[int], step: int, losses: torch.Tensor) -> None:
+        """Members whose loss is not finite stop here (their last checkpoint stays); the rest go on."""
+        nonlocal train, test, alive
+        for j in failed:
+            i = alive[j]
+            status[members[i].run.name] = failed_status(f"training loss became {losses[j].item()} at step {step}; "
+                                                         "lower lr and start a new run")
+        survivors = [j for j in range(len(alive)) if j not in failed]
+        if not survivors:
+            alive = []
+            return
+        keep = torch.tensor(survivors, dtype=torch.long, device=device)
+        for group in (params, frozen):
+            for n in group:
+                group[n] = group[n].detach()[keep].requires_grad_(group is params)
+        optimizer.params = params
+        optimizer.keep(keep)
+        grad_filter.select(keep)
+        for batch in (train, test):
+            batch.tokens, batch.labels, batch.valid = batch.tokens[keep], batch.labels[keep], batch.valid[keep]
+            batch.count = batch.count[keep]
+        alive = [alive[j] for j in keep.tolist()]
+
+    step = start
+    try:
+        for step in range(start, end + 1):
+            if not alive:
+                break
+            is_eval = step % cfg0.eval_every == 0 or step in ckpts or step == end
+            if step == cfg0.epochs:  # the final weights: evaluate and save, no update
+                with torch.no_grad():
+                    record(step, forward(train.tokens))
+                checkpoint(step)
+                break
+            logits = forward(train.tokens)
+            if is_eval:
+                record(step, logits.detach())
+            if step in ckpts or step == end:
+                checkpoint(step)
+            if step == end:
+                break
+            losses = train.losses(logits, cfg0.loss)
+            finite = torch.isfinite(losses.detach())
+            if not bool(finite.all()):
+                drop([j for j in range(len(alive)) if not finite[j]], step, losses.detach())
+                if not alive:
+                    break
+                losses = train.losses(forward(train.tokens), cfg0.loss)
+            losses.sum().backward()
+            if cfg0.grokfast != "none" or cfg0.optimizer != "adamw":  # the variants' gradient steps
+                grads = grad_filter({n: w.grad for n, w in params.items()})
+                for n, w in params.items():
+                    w.grad = orthogonal_grad(w.detach(), grads[n], batch_dims=1) if cfg0.optimizer == "orthograd" else grads[n]
+            optimizer.step(step)
+            bar.advance(1)
+    finally:
+        bar.close()
+        wall = round(time.perf_counter() - t0, 3)
+        for m, prov in zip(members, sessions, strict=True):
+            prov["sessions"][-1].update(end_step=step, wall_s=wall)
+            store.write_provenance(m.run, prov)
+    for m in members:
+        if m.run.name not in status:
+            status[m.run.name] = COMPLETE if step == cfg0.epochs else STOPPED
+    return status
