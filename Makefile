@@ -24,7 +24,7 @@ help:  ## list targets
 	@echo "                                    FROM_CHECKPOINT=1 rebuilds a damaged resume state from the last checkpoint)"
 	@echo "make probe RUN=name [PROBES=fourier,progress,weights,attention,clock_pizza,complexity,llc] [STEPS=all|last|A:B] [ENGINE=factored|bridge] [SET='key_rule=wl'] [WORKERS=N]"
 	@echo "                                    measure every checkpoint; tables in checkpoints/<name>/probes/"
-	@echo "                                    (llc, the local learning coefficient, is opt-in: PROBES=llc; ~1.5 s per checkpoint on 2 cores)"
+	@echo "                                    (llc, the local learning coefficient, is opt-in: PROBES=llc; seconds per checkpoint: docs/results/bench.md)"
 	@echo "                                    (SET and ENGINE change the run's current probe options)"
 	@echo "make report RUN=name [SET=...] [ENGINE=...]"
 	@echo "                                    probe (cached, the run's current options) and write"
@@ -42,7 +42,7 @@ help:  ## list targets
 	@echo "make runs                           list runs;  make presets: show presets"
 	@echo "make test                           the test suite (what CI runs)"
 	@echo "make test-fast                      skip the slow end-to-end tests"
-	@echo "make bench                          benchmarks, printed as a table"
+	@echo "make bench                          benchmarks, printed and written to docs/results/bench-<section>.md"
 	@echo "make docs                           build the documentation site into site/ (open site/index.html)"
 
 setup: $(STAMP)

@@ -24,11 +24,3 @@ def kind(status: str) -> str:
     """The status's first word: one of `KINDS` (``failed: NaN loss`` -> ``failed``)."""
     return status.split(":", 1)[0].strip()
 
-
-def reason(status: str) -> str | None:
-    """Why a member failed (None for any other status)."""
-    return status.split(":", 1)[1].strip() if kind(status) == FAILED and ":" in status else None
-
-
-def is_failed(status: str) -> bool:
-    return kind(status) == FAILED
