@@ -248,3 +248,29 @@ def test_manifest_and_member_runs_are_ordinary(runs_root, tmp_path):
     member = workbench.open_run(sweep.path / "weight_decay1-seed1")  # single-run API on a member
     assert member.is_complete and member.config.model_seed == 1 and member.config.weight_decay == 1.0
     assert open_sweep("plain", root=runs_root).members[-1]["status"] == "complete"
+
+
+def test_a_member_whose_probing_fails_keeps_its_row_with_the_reason_and_the_others_are_kept(runs_root, tmp_path,
+                                                                                         monkeypatch):
+    from workbench.sweeps import probe_sweep
+    from workbench.sweeps import probing as sweep_probing
+
+    definition = _definition(tmp_path, "probe-fail", 'base = "smoke"\n[set]\nepochs = 20\n[axes]\nlr = [0.01, 0.02]\n')
+    sweep = run_sweep(str(definition), root=runs_root, probe=False, progress=False)
+    real = sweep_probing.member_row
+
+    def fails_for_one(path, probes):
+        if Path(path).name.endswith("0.02"):
+            raise RuntimeError("probe crashed\nwith a long traceback")
+        return real(path, probes)
+
+    monkeypatch.setattr(sweep_probing, "member_row", fails_for_one)
+    table = probe_sweep(open_sweep(sweep.path), progress=False).set_index("member")
+    bad = [m for m in table.index if m.endswith("0.02")][0]
+    good = [m for m in table.index if m != bad][0]
+    assert table.loc[bad, "probe_error"] == "RuntimeError: probe crashed"
+    from probes.outcome import CLASSES
+
+    assert pd.isna(table.loc[good, "probe_error"]) and table.loc[good, "outcome"] in CLASSES
+    assert pd.isna(table.loc[bad, "outcome"]) and table.loc[bad, "status"] == "complete"
+    assert (sweep.path / "sweep.csv").is_file()
