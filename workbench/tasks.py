@@ -224,7 +224,6 @@ def coordinates_note(operation: str, p: int) -> str:
                 f"Z_{p - 1} (generator {g}; frequency {(p - 1) // 2} is the Nyquist cosine); the {zeros} "
                 f"inputs with a zero and the class 0 are left out of them")
     if SUM_SIGN.get(operation) is None:
-
         what = f"{operation} mod {p} (not prime)" if operation == "mul" else operation
         measures = "; ".join(f"{probe} {', '.join(names)}" for probe, names in not_applicable().items())
         return (f"{what} is no group's addition, so it has no a ± b direction for the Fourier algorithm to "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from workbench.monitor import Monitor
 from workbench.sweeps.definition import read_definition
 from workbench.sweeps.executors import check_options, train_sweep
 from workbench.sweeps.manifest import Sweep, prepare
@@ -13,13 +14,12 @@ from workbench.sweeps.probing import probe_sweep
 
 def run_sweep(name: str | Path, overrides: Mapping[str, str] | None = None, root: Path | None = None,
               executor: str = "local", workers: int = 1, group_size: int = 8, device: str = "cpu",
-              probe: bool = True, progress: bool = True, sweep_name: str | None = None) -> Sweep:
+              probe: bool = True, progress: bool | Monitor = True, sweep_name: str | None = None) -> Sweep:
     """Prepare, train (resumably) and probe a sweep; returns the `Sweep`."""
     definition = read_definition(name, overrides, sweep_name)
     device = check_options(executor, workers, group_size, device)
     sweep = prepare(definition, root)
     train_sweep(sweep, executor=executor, workers=workers, group_size=group_size, device=device, progress=progress)
     if probe:
-
         probe_sweep(sweep, workers=workers, progress=progress)
     return sweep
