@@ -96,11 +96,13 @@ class Run:
 
     @property
     def metrics(self):
-        """A ``pandas.DataFrame``, one row per evaluation: step, train/test loss and accuracy, lr."""
+        """A ``pandas.DataFrame``, one row per evaluation: step, train/test loss and accuracy, the
+        sum of squared trainable weights (``weight_norm``; NaN in runs trained before it was
+        logged), lr and wall time."""
         import pandas as pd
 
         rows = self.metrics_rows
-        columns = ["step", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "wall_s"]
+        columns = ["step", "train_loss", "train_acc", "test_loss", "test_acc", "weight_norm", "lr", "wall_s"]
         frame = pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
         return frame.drop_duplicates("step", keep="last").sort_values("step").reset_index(drop=True)
 

@@ -224,12 +224,15 @@ def _train_stacked(runs: list[tuple[store.Run, store.ResumeState]], device: torc
             tr_loss, tr_acc = train.losses(train_logits), train.accuracies(train_logits)
             te_logits = forward(test.tokens)
             te_loss, te_acc = test.losses(te_logits), test.accuracies(te_logits)
+            # each member's sum of squared trainable weights, tensor by tensor as the solo trainer sums it
+            norms = [sum(float(params[n][j].double().pow(2).sum()) for n in names) for j in range(len(alive))]
         wall = round(time.perf_counter() - t0, 3)
         for j, i in enumerate(alive):
             m = members[i]
             store.append_metrics(m.run.path, {
                 "step": step, "train_loss": tr_loss[j].item(), "train_acc": tr_acc[j].item(),
-                "test_loss": te_loss[j].item(), "test_acc": te_acc[j].item(), "lr": lr_at(m.cfg, step), "wall_s": wall})
+                "test_loss": te_loss[j].item(), "test_acc": te_acc[j].item(), "weight_norm": norms[j],
+                "lr": lr_at(m.cfg, step), "wall_s": wall})
 
     def checkpoint(step: int) -> None:
         stacked = {**params, **frozen}
