@@ -25,6 +25,7 @@ LAYERS = [
     {"workbench.config"},
     {"workbench.store"},
     {"workbench.model"},
+    {"workbench.forecasting"},
     {"workbench.training", "workbench.probing", "workbench.figures"},
     {"workbench.sweeps", "workbench.importer"},
     {"workbench.report"},

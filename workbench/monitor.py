@@ -50,7 +50,10 @@ class Bar:
     """One progress bar, opened by `Monitor.bar`: ``advance`` moves it on (and may update the
     status), ``status`` only updates the status, ``close`` ends it (a closed bar ignores
     further calls; closing twice is harmless). Also a context manager that closes it on exit.
-    This base class shows nothing: it is what a silent monitor hands out."""
+    This base class shows nothing: it is what a silent monitor hands out (``shown`` is False,
+    so a caller can skip work whose only use is the status)."""
+
+    shown = False
 
     def __init__(self, desc: str = "", total: int | None = None):
         self.desc, self.total = desc, total
@@ -109,6 +112,8 @@ SILENT = Monitor()
 
 class _TqdmBar(Bar):
     """A Bar drawn by a tqdm instance (terminal or notebook widget)."""
+
+    shown = True
 
     def __init__(self, bar, desc: str, total: int | None):
         super().__init__(desc, total)
@@ -170,6 +175,8 @@ class Notebook(Monitor):
 
 
 class _RecordedBar(Bar):
+    shown = True
+
     def __init__(self, events: list[tuple], desc: str, total: int | None):
         super().__init__(desc, total)
         self._events = events

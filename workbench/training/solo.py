@@ -34,9 +34,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from probes.outcome import ACC
 from workbench import store
 from workbench.config import DEFAULT_PRESET, RunConfig, load_config
 from workbench.errors import UsageError
+from workbench.forecasting import SignalCache, forecast_view, training_view
 from workbench.model import FastTransformer, trainable_module, trainable_names
 from workbench.monitor import Monitor
 from workbench.monitor import resolve as resolve_monitor
@@ -99,6 +101,26 @@ def _transform_gradients(model: FastTransformer, names: list[str], cfg: RunConfi
     for n, p in params.items():
         g = grads[n]
         p.grad = orthogonal_grad(p.detach(), g) if cfg.optimizer == "orthograd" else g
+
+
+class _ForecastWatch:
+    """The forecast shown on the progress bar once the run has fitted (`workbench.forecasting`), remade at
+    checkpoints at most every 2% of the epochs; it reads the run's files as any forecast does."""
+
+    def __init__(self, run: store.Run, cfg: RunConfig):
+        self.run, self.every = run, max(1, cfg.epochs // 50)
+        self.fitted, self.last, self.text = False, None, None
+        self.cache = SignalCache()
+
+    def status(self, train_acc: float) -> dict[str, str]:
+        self.fitted = self.fitted or train_acc >= ACC
+        return {"forecast": self.text} if self.text else {}
+
+    def checkpoint(self, step: int) -> None:
+        if not self.fitted or (self.last is not None and step - self.last < self.every) or len(self.run.steps) < 2:
+            return
+        self.last = step
+        self.text = forecast_view(training_view(self.run, step), cache=self.cache).short()
 
 
 def reset_state_from_checkpoint(run: store.Run) -> int:
@@ -177,20 +199,29 @@ def _train_loop(handle: store.Run, cfg: RunConfig, device: torch.device, monitor
     store.write_provenance(handle, prov)
     t0 = time.perf_counter()
     bar = monitor.bar(cfg.epochs, handle.name, unit="ep", initial=start)
+    watch = _ForecastWatch(handle, cfg) if bar.shown else None
 
     def record(step: int, train_logits: torch.Tensor) -> None:
         train_loss, train_acc = _evaluate(model, x_train, y_train, train_logits)
         test_loss, test_acc = _evaluate(model, x_test, y_test)
+        with torch.no_grad():
+            norm = sum(float(w.double().pow(2).sum()) for w in params)
         row = {"step": step, "train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss,
-               "test_acc": test_acc, "lr": lr_at(cfg, step), "wall_s": round(time.perf_counter() - t0, 3)}
+               "test_acc": test_acc, "weight_norm": norm, "lr": lr_at(cfg, step),
+               "wall_s": round(time.perf_counter() - t0, 3)}
         store.append_metrics(run_path, row)
-        bar.status(train=f"{train_loss:.2e}/{train_acc:.0%}", test=f"{test_loss:.2e}/{test_acc:.0%}")
+        status = {"train": f"{train_loss:.2e}/{train_acc:.0%}", "test": f"{test_loss:.2e}/{test_acc:.0%}"}
+        if watch is not None:
+            status.update(watch.status(train_acc))
+        bar.status(**status)
 
     def checkpoint(step: int) -> None:
         weights_now = model.bridge_weights()
         store.write_checkpoint(handle, step, weights_now)
         store.write_state(run_path, store.ResumeState(step, weights_now, _adam_state(optimizer, names), torch.get_rng_state(),
                                                       grad_filter.state_dict()))
+        if watch is not None:
+            watch.checkpoint(step)
 
     step = start
     try:

@@ -1,0 +1,86 @@
+"""What a forecast may read: the run as training alone shows it, up to one step.
+
+`TrainingView` is the information barrier of `workbench.forecasting`. Built from a run directory
+and a step s, it holds
+
+- the config (everything that determined the weights, including the configured epochs);
+- the training-set metrics of every evaluation at or before s: step, train loss, train
+  accuracy, the sum of squared weights, the learning rate (the test loss and accuracy are
+  dropped as the file is read, never kept);
+- the steps of the checkpoints at or before s, and their weights on request (a later step is
+  refused);
+- the local learning coefficient's rows at or before s, where the run has an ``llc`` table
+  (λ̂ is sampled on the training set only: `probes.llc`).
+
+Nothing else: no test split, no probe table that reads test inputs, no key frequencies fixed
+from a later checkpoint. A test removes every later file and scrambles every test number in a
+copy of a run and checks that the forecast at s does not change.
+
+Example:
+    >>> view = training_view(workbench.open_run("demo"), 200)
+    >>> view.at_step, "test_acc" in view.metrics.columns
+    (200, False)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import pandas as pd
+import torch
+
+from workbench import store
+from workbench.config import RunConfig
+from workbench.errors import UsageError
+
+TRAIN_COLUMNS = ("step", "train_loss", "train_acc", "weight_norm", "lr")
+
+
+@dataclass(frozen=True)
+class TrainingView:
+    """A run up to ``at_step``, training-set information only (see the module docstring)."""
+
+    run: store.Run = field(repr=False)
+    at_step: int
+    config: RunConfig
+    metrics: pd.DataFrame = field(repr=False)  # TRAIN_COLUMNS, steps <= at_step
+    steps: tuple[int, ...]  # checkpoint steps <= at_step
+
+    def weights(self, step: int) -> dict[str, torch.Tensor]:
+        if step not in self.steps:
+            raise UsageError(f"step {step} is not a checkpoint at or before {self.at_step}")
+        return self.run.weights(step)
+
+    @cached_property
+    def train_tokens(self) -> torch.Tensor:
+        """The training inputs [n_train, 3] (no labels: the forecaster only reads logits)."""
+        return self.run.dataset.tokens[self.run.split.train]
+
+    @cached_property
+    def llc(self) -> pd.DataFrame | None:
+        """Rows ``step, value`` of the llc probe's estimate at or before ``at_step``, or None."""
+        table = self.run.probe_table("llc")
+        if table is None or "measure" not in table.columns:
+            return None
+        rows = table[(table.measure == "llc") & (table.step <= self.at_step)]
+        return rows[["step", "value"]].sort_values("step").reset_index(drop=True) if len(rows) else None
+
+
+def training_view(run: store.Run, at_step: int | None = None) -> TrainingView:
+    """The view of ``run`` at ``at_step`` (default: its last checkpoint). A step outside the
+    run's checkpoints, or a run with fewer than two, is a `UsageError` naming what it has."""
+    steps = run.steps
+    if len(steps) < 2:
+        raise UsageError(f"run {run.name!r} has {len(steps)} checkpoint(s); a forecast needs at least two "
+                         "(train it further, e.g. make train RUN=" + run.name + ")")
+    if at_step is None:
+        at_step = steps[-1]
+    if not steps[0] <= at_step <= steps[-1]:
+        raise UsageError(f"--at {at_step} lies outside run {run.name!r}'s checkpoints ({steps[0]} to {steps[-1]}); "
+                         f"give a step in that range")
+    rows = [{k: r.get(k) for k in TRAIN_COLUMNS} for r in run.metrics_rows if r.get("step", at_step + 1) <= at_step]
+    metrics = pd.DataFrame(rows, columns=list(TRAIN_COLUMNS), dtype=float)
+    metrics = metrics.drop_duplicates("step", keep="last").sort_values("step").reset_index(drop=True)
+    return TrainingView(run=run, at_step=int(at_step), config=run.config, metrics=metrics,
+                        steps=tuple(s for s in steps if s <= at_step))
