@@ -8,6 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.setup-done
 
 RUN ?=
+comma := ,
 PRESET ?=
 EPOCHS ?=
 DEVICE ?= auto
@@ -15,7 +16,7 @@ SET ?=
 FROM_CHECKPOINT ?=
 TRAIN_ARGS = $(if $(PRESET),--preset $(PRESET)) --device $(DEVICE) $(if $(EPOCHS),epochs=$(EPOCHS)) $(if $(FROM_CHECKPOINT),--from-last-checkpoint) $(SET)
 
-.PHONY: help setup train probe report sweep import notebook demo test test-fast lint bench docs runs presets clean-venv
+.PHONY: help setup train probe report sweep import notebook demo test test-fast lint bench docs runs presets clean-venv forecast forecast-fit forecast-eval
 
 help:  ## list targets
 	@echo "make setup                          create .venv and install everything (idempotent)"
@@ -39,6 +40,10 @@ help:  ## list targets
 	@echo "make notebook [PORT=8888] [IP=0.0.0.0]"
 	@echo "                                    JupyterLab on notebooks/ with the project's kernel (prints the URL)"
 	@echo "make demo                           setup, train the fast preset as 'demo', probe, report"
+	@echo "make forecast RUN=name [AT=step] [HORIZON=N]"
+	@echo "                                    will it generalise, and when? from training-set signals only (docs/forecast.md)"
+	@echo "make forecast-fit / forecast-eval   fit the forecaster on its calibration sweeps / score it on held-out ones"
+	@echo "                                    (docs/results/forecast-eval.md)"
 	@echo "make runs                           list runs;  make presets: show presets"
 	@echo "make test                           the test suite (what CI runs)"
 	@echo "make test-fast                      skip the slow end-to-end tests"
@@ -97,6 +102,22 @@ demo: setup  ## the whole story on the default preset: train, probe, report
 
 runs: setup
 	@$(PY) -m workbench runs
+
+AT ?=
+HORIZON ?=
+forecast: setup
+	@if [ -z "$(RUN)" ]; then echo "usage: make forecast RUN=<name or path> [AT=step] [HORIZON=N]"; exit 2; fi
+	$(PY) -m workbench forecast $(RUN) $(if $(AT),--at $(AT)) $(if $(HORIZON),--horizon $(HORIZON))
+
+FIT_SWEEPS ?= forecast-fit,seeds
+EVAL_SWEEPS ?= forecast-heldout
+forecast-fit: setup  ## train the calibration sweeps (resumable) and fit the shipped calibration on them
+	$(foreach s,$(subst $(comma), ,$(FIT_SWEEPS)),$(PY) -m workbench sweep $(s) --no-probe &&) true
+	$(PY) -m workbench forecast-fit --sweeps $(FIT_SWEEPS)
+
+forecast-eval: setup  ## train the held-out sweeps (resumable) and score the shipped calibration on them
+	$(foreach s,$(subst $(comma), ,$(EVAL_SWEEPS)),$(PY) -m workbench sweep $(s) --no-probe &&) true
+	$(PY) -m workbench forecast-eval --sweeps $(EVAL_SWEEPS) --in-sample $(FIT_SWEEPS) --out docs/results/forecast-eval.md
 
 presets: setup
 	@$(PY) -m workbench presets

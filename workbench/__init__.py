@@ -17,6 +17,8 @@ source tree, or ``$WORKBENCH_CHECKPOINTS`` when it is set, unless a ``root=`` is
     >>> inp = workbench.evaluate_on_grid(run, run.steps[-1])   # what the probes read
     >>> workbench.explore(run)                     # notebook: a slider over the checkpoints
     >>> workbench.attention_view(run, run.steps[-1])   # circuitsvis, rendered offline
+    >>> workbench.forecast(run).state             # will it generalise, and when? (training-set signals only)
+    'memorised_stalled'
     >>> workbench.open_sweep  # many runs: workbench.sweep("frac-wd") trains, probes, tabulates (docs/sweeps.md)
     <function open_sweep at ...>
 """
@@ -24,6 +26,7 @@ source tree, or ``$WORKBENCH_CHECKPOINTS`` when it is set, unless a ``root=`` is
 from workbench import figures
 from workbench.config import RunConfig, load_config, preset_names
 from workbench.errors import UsageError
+from workbench.forecasting import forecast
 from workbench.importer import import_run
 from workbench.model import load_bridge
 from workbench.probing import ProbeOptions, ProbeResults, evaluate_on_grid, probe
@@ -35,6 +38,6 @@ from workbench.training import train
 
 __all__ = [
     "ProbeOptions", "ProbeResults", "Run", "RunConfig", "UsageError", "attention_view", "evaluate_on_grid", "explore",
-    "figures",     "import_run", "load_bridge", "load_config", "open_run", "open_sweep", "preset_names", "probe", "probe_sweep",
+    "figures", "forecast",     "import_run", "load_bridge", "load_config", "open_run", "open_sweep", "preset_names", "probe", "probe_sweep",
     "step_view", "Sweep", "sweep", "train",
 ]

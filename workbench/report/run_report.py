@@ -29,8 +29,10 @@ from typing import Any
 import plotly.graph_objects as go
 
 from probes import KEY_RULES, ProbeSettings
+from probes.outcome import outcome
 from workbench import figures, model, store
 from workbench.errors import UsageError
+from workbench.forecasting import forecast_history
 from workbench.monitor import Monitor
 from workbench.probing import ProbeOptions, ProbeResults, evaluate_on_grid, probe
 from workbench.report import circuitsvis
@@ -109,6 +111,11 @@ def run_figures(run: store.Run, results: ProbeResults | None = None) -> dict[str
         "attention_over_training": (figures.attention_over_training(t["attention"], phases),
                                     "How each head splits attention between a, b and '=' as training goes on."),
     }
+    if len(run.steps) >= 2:
+        measured = outcome(run.metrics).get("gen_step")
+        out["forecast"] = (figures.forecast_timeline(forecast_history(run), measured),
+                           "The forecast made at each checkpoint from training alone (no test numbers) against "
+                           "the grok step the test curve measured (red).")
     if t.get("clock_pizza") is not None and len(t["clock_pizza"]):
         out["clock_pizza"] = (
             figures.clock_pizza_measures(t["clock_pizza"], phases, run.config.attn_rate, applies),

@@ -5,8 +5,9 @@ its phase steps (`probes.phases`: memorization, circuit_formation, cleanup, grok
 steps at which train and test accuracy pass 99% (``fit_step``, ``gen_step``) and test accuracy
 passes 95% (``gen95_step``, Grokfast's measure), the final train and
 test loss and accuracy, its key frequencies (space-separated) and how many, the final total sum of
-squared weights (``weight_norm``), the trainable parameter count, and its outcome class (`probes.outcome`: comprehension, grokking, memorisation,
-confusion). ``<sweep>/outcomes.json`` writes the criteria beside it, as ``phases.json`` does for
+squared weights (``weight_norm``), the trainable parameter count, its outcome class (`probes.outcome`: comprehension, grokking, memorisation,
+confusion), and the forecast made at its fit step from training alone (`workbench.forecasting`:
+``forecast_grok_step``, ``forecast_p``), to read beside the measured ``gen_step``. ``<sweep>/outcomes.json`` writes the criteria beside it, as ``phases.json`` does for
 one run. Members are probed in ``workers`` processes, one member at a time per process: the
 per-member cost is that of probing it alone and the peak memory does not grow with the sweep.
 
@@ -30,6 +31,7 @@ from typing import Any
 from probes import outcome as outcome_rules
 from probes.phases import CRITERIA as PHASE_CRITERIA
 from workbench import store
+from workbench.forecasting import forecast
 from workbench.model import initial_shapes, trainable_names
 from workbench.monitor import Monitor
 from workbench.monitor import resolve as resolve_monitor
@@ -66,7 +68,17 @@ def member_row(path: str, probes: Sequence[str] | None) -> dict[str, Any]:
                 "key_freqs": " ".join(map(str, keys)), "n_key_freqs": len(keys), "weight_norm": norm,
                 "n_params": sum(math.prod(s) for n, s in initial_shapes(run.config).items()
                                 if n in trainable_names(run.config))})
+    row.update(_forecast_at_fit(run, row.get("fit_step")))
     return row
+
+
+def _forecast_at_fit(run: store.Run, fit_step: int | None) -> dict[str, Any]:
+    """The forecast made at the end of memorisation (`workbench.forecasting`), beside the measured gen_step."""
+    steps = run.steps
+    if fit_step is None or len(steps) < 2 or not steps[0] <= fit_step <= steps[-1]:
+        return {"forecast_grok_step": None, "forecast_p": None}
+    made = forecast(run, fit_step)
+    return {"forecast_grok_step": made.grok_step, "forecast_p": made.p_generalise}
 
 
 def probe_sweep(sweep: Sweep, probes: Sequence[str] | None = None, workers: int = 1,
