@@ -17,8 +17,7 @@ source tree, or ``$WORKBENCH_CHECKPOINTS`` when it is set, unless a ``root=`` is
     >>> inp = workbench.evaluate_on_grid(run, run.steps[-1])   # what the probes read
     >>> workbench.explore(run)                     # notebook: a slider over the checkpoints
     >>> workbench.attention_view(run, run.steps[-1])   # circuitsvis, rendered offline
-    >>> workbench.forecast(run).state             # will it generalise, and when? (training-set signals only)
-    'memorised_stalled'
+    >>> forecast = workbench.forecast(run)        # will it generalise, and when? (training-set signals only)
     >>> workbench.open_sweep  # many runs: workbench.sweep("frac-wd") trains, probes, tabulates (docs/sweeps.md)
     <function open_sweep at ...>
 """

@@ -23,9 +23,9 @@ slope) and ``memorised_stalled``. ``grok_step`` and ``interval`` are None where 
 Constants: `workbench.forecasting.calibration`; the measured accuracy: docs/results/forecast-eval.md.
 
 Example:
-    >>> f = forecast(workbench.open_run("demo"))
-    >>> f.state, f.at_step
-    ('memorised_stalled', 300)
+    >>> f = forecast(workbench.open_run("demo"))      # the smoke run: it memorises, never groks
+    >>> f.at_step, f.fit_step is not None, f.state in STATES
+    (300, True, True)
 """
 
 from __future__ import annotations

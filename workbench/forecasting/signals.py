@@ -13,6 +13,7 @@ file size and time, so a rewritten checkpoint is recomputed): a forecast at ever
 of a run reads each checkpoint once.
 
 Example:
+    >>> from workbench.forecasting import training_view
     >>> view = training_view(workbench.open_run("demo"), 300)
     >>> list(SignalCache().table(view).columns)
     ['step', 'fourier_gini', 'logit_scale', 'weight_norm']
