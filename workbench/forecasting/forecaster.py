@@ -126,6 +126,9 @@ def forecast_view(view: TrainingView, cal: Calibration | None = None, horizon: i
     cfg, s = view.config, view.at_step
     H = int(horizon or cfg.epochs)
     table = (cache or SignalCache()).table(view)
+    if table.empty:
+        raise UsageError(f"run {view.run.name!r} has no readable checkpoint at or before step {s}; "
+                         "restore the damaged checkpoint files from a copy, or give a later --at")
     metrics = view.metrics
     t_fit = fit_step(view)
     # the trend's window: the last quarter of the time since fitting, at least 200 steps and 4 checkpoints

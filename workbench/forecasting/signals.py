@@ -8,6 +8,7 @@ Per checkpoint at or before the view's step (estimators: `workbench.forecasting.
 logged it, else the checkpoint's sum of squares. `fit_step` is the first evaluation with
 train accuracy >= 99% (`probes.outcome.ACC`): the end of memorisation.
 
+An unreadable checkpoint is left out of the table (the report leaves it out too).
 `SignalCache` keeps the rows already computed for a run (keyed by the checkpoint's step and
 file size and time, so a rewritten checkpoint is recomputed): a forecast at every checkpoint
 of a run reads each checkpoint once.
@@ -27,6 +28,7 @@ import pandas as pd
 import torch
 
 from probes.outcome import ACC
+from workbench import store
 from workbench.forecasting.estimators import fourier_gini, logit_scale
 from workbench.forecasting.view import TrainingView
 from workbench.model import EMBED, trainable_module, trainable_names
@@ -59,7 +61,7 @@ class SignalCache:
     """Checkpoint rows already computed, per run directory and checkpoint file."""
 
     def __init__(self) -> None:
-        self._rows: dict[tuple, dict[str, float]] = {}
+        self._rows: dict[tuple, dict[str, float] | None] = {}
 
     def table(self, view: TrainingView) -> pd.DataFrame:
         rows = []
@@ -68,6 +70,10 @@ class SignalCache:
             stat = path.stat()
             key = (str(view.run.path.resolve()), step, stat.st_size, stat.st_mtime_ns)
             if key not in self._rows:
-                self._rows[key] = checkpoint_signals(view, step)
-            rows.append(self._rows[key])
+                try:
+                    self._rows[key] = checkpoint_signals(view, step)
+                except store.CorruptCheckpoint:
+                    self._rows[key] = None  # unreadable: left out, as the report leaves it out
+            if self._rows[key] is not None:
+                rows.append(self._rows[key])
         return pd.DataFrame(rows, columns=list(COLUMNS))

@@ -111,9 +111,9 @@ def run_figures(run: store.Run, results: ProbeResults | None = None) -> dict[str
         "attention_over_training": (figures.attention_over_training(t["attention"], phases),
                                     "How each head splits attention between a, b and '=' as training goes on."),
     }
-    if len(run.steps) >= 2:
+    if len(readable_steps(run, results)) >= 2:
         measured = outcome(run.metrics).get("gen_step")
-        out["forecast"] = (figures.forecast_timeline(forecast_history(run), measured),
+        out["forecast"] = (figures.forecast_timeline(forecast_history(run, steps=readable_steps(run, results)[1:]), measured),
                            "The forecast made at each checkpoint from training alone (no test numbers) against "
                            "the grok step the test curve measured (red).")
     if t.get("clock_pizza") is not None and len(t["clock_pizza"]):
