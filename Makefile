@@ -30,7 +30,7 @@ help:  ## list targets
 	@echo "make report RUN=name [SET=...] [ENGINE=...]"
 	@echo "                                    probe (cached, the run's current options) and write"
 	@echo "                                    checkpoints/<name>/report/index.html + PNG/SVG/PDF"
-	@echo "make sweep SWEEP=frac-wd|seeds|width|variants [EXECUTOR=local|ray] [WORKERS=N] [SET='epochs=1000 seeds=2']"
+	@echo "make sweep SWEEP=frac-wd|seeds|width|variants|forecast-fit|forecast-heldout [EXECUTOR=local|ray] [WORKERS=N] [SET='epochs=1000 seeds=2']"
 	@echo "                                    train every member of a sweep in batched groups (resumable), probe them,"
 	@echo "                                    write checkpoints/<sweep>/sweep.csv (EXECUTOR=ray: \$$RAY_ADDRESS or a local Ray)"
 	@echo "make report SWEEP=name              checkpoints/<sweep>/report/index.html: phase diagram and sweep figures"
