@@ -14,7 +14,7 @@ import torch
 from workbench import cli, store
 from workbench.config import load_config
 from workbench.errors import UsageError
-from workbench.forecasting import Calibration, auroc, fit_calibration, forecast, training_view
+from workbench.forecasting import SHIPPED_CALIBRATION, Calibration, auroc, fit_calibration, forecast, training_view
 from workbench.forecasting.estimators import (
     early_loss_energy,
     fourier_gini,
@@ -208,6 +208,18 @@ def test_bad_input_is_one_line_and_exit_2(smoke_run, capsys, monkeypatch, argv, 
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("change", [{"gini_star": float("nan")}, {"sigma_prior": -1.0}, {"prior_coef": [1.0, 2.0]},
+                                    {"gini_star": "high"}, {"unknown": 1}])
+def test_a_damaged_calibration_is_one_line(smoke_run, tmp_path, capsys, monkeypatch, change):
+    values = json.loads(SHIPPED_CALIBRATION.read_text())
+    bad = tmp_path / "cal.json"
+    bad.write_text(json.dumps({**values, **change}))  # NaN is written as the bare word NaN
+    monkeypatch.setenv(store.layout.ROOT_VARIABLE, str(smoke_run.path.parent))
+    assert cli.main(["forecast", "smoke", "--calibration", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "is unreadable" in err and len(err.strip().splitlines()) == 1
 
 
 def test_a_run_with_one_checkpoint_is_refused(runs_root, capsys, monkeypatch):

@@ -80,7 +80,14 @@ def load_calibration(path: Path) -> Calibration:
         values["prior_coef"] = tuple(float(c) for c in values["prior_coef"])
         if len(values["prior_coef"]) != 1 + len(PRIOR_FIELDS):
             raise ValueError(f"prior_coef has {len(values['prior_coef'])} terms, expected {1 + len(PRIOR_FIELDS)}")
-        return Calibration(**values)
+        cal = Calibration(**values)
+        numbers = [*cal.prior_coef, cal.gini_star, cal.sigma_prior, cal.sigma_trend, cal.stall_slope, cal.fit_loss,
+                   cal.trend_target, cal.trend_scale]
+        if not all(isinstance(x, int | float) and math.isfinite(x) for x in numbers):
+            raise ValueError("a constant is not a finite number")
+        if min(cal.sigma_prior, cal.sigma_trend, cal.fit_loss, cal.trend_scale) <= 0 or not 0 < cal.gini_star < 1:
+            raise ValueError("sigmas, fit_loss and trend_scale must be positive and gini_star in (0, 1)")
+        return cal
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"calibration {path} is unreadable ({exc}); refit it with make forecast-fit") from None
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from probes.outcome import ACC
+from probes.outcome import outcome
 from workbench import store
 from workbench.errors import UsageError
 from workbench.forecasting.calibration import PRIOR_FIELDS, Calibration, prior_features
@@ -36,10 +36,8 @@ class Outcome:
 
 
 def known_outcome(run: store.Run) -> Outcome:
-    m = run.metrics
-    fit = m.step[m.train_acc >= ACC]
-    gen = m.step[m.test_acc >= ACC]
-    return Outcome(int(fit.iloc[0]) if len(fit) else None, int(gen.iloc[0]) if len(gen) else None)
+    found = outcome(run.metrics)  # the sweep table's fit_step and gen_step, by the same rule
+    return Outcome(found["fit_step"], found["gen_step"])
 
 
 def _gini_at(table, step: float) -> float:
