@@ -46,13 +46,14 @@ def checkpoint_signals(view: TrainingView, step: int) -> dict[str, float]:
     """The row of `COLUMNS` for one checkpoint of the view."""
     cfg = view.config
     weights = view.weights(step)
+    logged = view.metrics.weight_norm[view.metrics.step == step]
     with torch.no_grad():
         module = trainable_module(cfg, weights)
         logits = module(view.train_tokens)
-        norm = sum(float(module.w(n).double().pow(2).sum()) for n in trainable_names(cfg))
-    logged = view.metrics.weight_norm[view.metrics.step == step]
-    if len(logged) and math.isfinite(logged.iloc[-1]):
-        norm = float(logged.iloc[-1])
+        if len(logged) and math.isfinite(logged.iloc[-1]):
+            norm = float(logged.iloc[-1])
+        else:  # a run logged before the metrics carried the norm
+            norm = sum(float(module.w(n).double().pow(2).sum()) for n in trainable_names(cfg))
     return {"step": step, "fourier_gini": fourier_gini(weights[EMBED], cfg.operation, cfg.p),
             "logit_scale": logit_scale(logits), "weight_norm": norm}
 
