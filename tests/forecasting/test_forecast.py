@@ -222,6 +222,16 @@ def test_a_damaged_calibration_is_one_line(smoke_run, tmp_path, capsys, monkeypa
     assert "is unreadable" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("metrics", ["garbage{\n", ""])
+def test_a_run_with_damaged_or_empty_metrics_is_one_line(smoke_run, tmp_path, capsys, metrics):
+    copy = tmp_path / "copy"
+    shutil.copytree(smoke_run.path, copy)
+    (copy / store.METRICS).write_text(metrics)
+    assert cli.main(["forecast", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert "no training metrics" in err and len(err.strip().splitlines()) == 1
+
+
 def test_a_run_with_one_checkpoint_is_refused(runs_root, capsys, monkeypatch):
     cfg = load_config("smoke", {"ckpt_every": 0})
     run = start_run(runs_root / "one", cfg)

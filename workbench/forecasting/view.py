@@ -82,5 +82,8 @@ def training_view(run: store.Run, at_step: int | None = None) -> TrainingView:
     rows = [{k: r.get(k) for k in TRAIN_COLUMNS} for r in run.metrics_rows if r.get("step", at_step + 1) <= at_step]
     metrics = pd.DataFrame(rows, columns=list(TRAIN_COLUMNS), dtype=float)
     metrics = metrics.drop_duplicates("step", keep="last").sort_values("step").reset_index(drop=True)
+    if metrics.empty or not metrics.train_loss.notna().any():
+        raise UsageError(f"run {run.name!r} has no training metrics at or before step {at_step} (metrics.jsonl is "
+                         "missing, empty or damaged); restore it from a copy of the run, or retrain it")
     return TrainingView(run=run, at_step=int(at_step), config=run.config, metrics=metrics,
                         steps=tuple(s for s in steps if s <= at_step))
