@@ -16,7 +16,7 @@ SET ?=
 FROM_CHECKPOINT ?=
 TRAIN_ARGS = $(if $(PRESET),--preset $(PRESET)) --device $(DEVICE) $(if $(EPOCHS),epochs=$(EPOCHS)) $(if $(FROM_CHECKPOINT),--from-last-checkpoint) $(SET)
 
-.PHONY: help setup train probe report sweep import notebook demo test test-fast lint bench docs runs presets clean-venv forecast forecast-fit forecast-eval
+.PHONY: help setup train probe report sweep import notebook demo test test-fast lint bench docs runs presets clean-venv forecast forecast-fit forecast-eval rff double-descent
 
 help:  ## list targets
 	@echo "make setup                          create .venv and install everything (idempotent)"
@@ -30,7 +30,7 @@ help:  ## list targets
 	@echo "make report RUN=name [SET=...] [ENGINE=...]"
 	@echo "                                    probe (cached, the run's current options) and write"
 	@echo "                                    checkpoints/<name>/report/index.html + PNG/SVG/PDF"
-	@echo "make sweep SWEEP=frac-wd|seeds|width|variants|forecast-fit|forecast-heldout [EXECUTOR=local|ray] [WORKERS=N] [SET='epochs=1000 seeds=2']"
+	@echo "make sweep SWEEP=frac-wd|seeds|model-wise|sample-wise|variants|forecast-fit|forecast-heldout [EXECUTOR=local|ray] [WORKERS=N] [SET='epochs=1000 seeds=2']"
 	@echo "                                    train every member of a sweep in batched groups (resumable), probe them,"
 	@echo "                                    write checkpoints/<sweep>/sweep.csv (EXECUTOR=ray: \$$RAY_ADDRESS or a local Ray)"
 	@echo "make report SWEEP=name              checkpoints/<sweep>/report/index.html: phase diagram and sweep figures"
@@ -44,6 +44,11 @@ help:  ## list targets
 	@echo "                                    will it generalise, and when? from training-set signals only (docs/forecast.md)"
 	@echo "make forecast-fit / forecast-eval   fit the forecaster on its calibration sweeps / score it on held-out ones"
 	@echo "                                    (docs/results/forecast-eval.md)"
+	@echo "make rff [DATASET=modular|digits] [OUT=dir] [SET='--p 59 --label-noise 0.1']"
+	@echo "                                    double descent in seconds: random-feature least squares, N swept across n"
+	@echo "                                    (OUT/rff.csv, OUT/index.html and figures; default OUT=checkpoints/rff-<dataset>)"
+	@echo "make double-descent                 train and probe the model-wise and sample-wise sweeps (resumable), run the"
+	@echo "                                    random-feature experiment, write docs/results/double-descent.md"
 	@echo "make runs                           list runs;  make presets: show presets"
 	@echo "make test                           the test suite (what CI runs)"
 	@echo "make test-fast                      skip the slow end-to-end tests"
@@ -82,7 +87,7 @@ SWEEP ?=
 EXECUTOR ?= local
 GROUP_SIZE ?=
 sweep: setup
-	@if [ -z "$(SWEEP)" ]; then echo "usage: make sweep SWEEP=<frac-wd|seeds|width|...> [EXECUTOR=local|ray] [WORKERS=N] [GROUP_SIZE=8] [SET='epochs=1000 seeds=2']"; exit 2; fi
+	@if [ -z "$(SWEEP)" ]; then echo "usage: make sweep SWEEP=<frac-wd|seeds|model-wise|...> [EXECUTOR=local|ray] [WORKERS=N] [GROUP_SIZE=8] [SET='epochs=1000 seeds=2']"; exit 2; fi
 	$(PY) -m workbench sweep $(SWEEP) --executor $(EXECUTOR) $(if $(WORKERS),--workers $(WORKERS)) $(if $(GROUP_SIZE),--group-size $(GROUP_SIZE)) $(SET)
 
 PORT ?= 8888
@@ -108,6 +113,16 @@ HORIZON ?=
 forecast: setup
 	@if [ -z "$(RUN)" ]; then echo "usage: make forecast RUN=<name or path> [AT=step] [HORIZON=N]"; exit 2; fi
 	$(PY) -m workbench forecast $(RUN) $(if $(AT),--at $(AT)) $(if $(HORIZON),--horizon $(HORIZON))
+
+DATASET ?= modular
+OUT ?=
+rff: setup  ## random-feature least squares across the interpolation threshold (seconds)
+	$(PY) -m workbench rff --dataset $(DATASET) --out $(if $(OUT),$(OUT),checkpoints/rff-$(DATASET)) $(SET)
+
+DD_SWEEPS ?= model-wise,sample-wise
+double-descent: setup  ## train and probe the width and data sweeps (resumable), then write the results page
+	$(foreach s,$(subst $(comma), ,$(DD_SWEEPS)),$(PY) -m workbench sweep $(s) &&) true
+	$(PY) -m workbench double-descent --sweeps $(DD_SWEEPS) --out docs/results/double-descent.md
 
 FIT_SWEEPS ?= forecast-fit,seeds
 EVAL_SWEEPS ?= forecast-heldout

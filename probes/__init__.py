@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from probes import attention, clock_pizza, complexity, coordinates, fourier, llc, progress, weights
+from probes import attention, clock_pizza, complexity, coordinates, effective, fourier, llc, progress, weights
 from probes.grid import CheckpointOnGrid
 from probes.settings import KEY_RULES, SETTING_NAMES, ProbeSettings
 from probes.table import INTEGER_KEYS
@@ -85,6 +85,9 @@ REGISTRY: dict[str, ProbeSpec] = {
                   reads_model=True, sum_measures=clock_pizza.SUM_MEASURES),
         ProbeSpec("complexity", complexity.probe, 2, ("measure",),
                   "active neuron fraction, weight entropy, parameter count", reads_key_freqs=False, in_group=False),
+        ProbeSpec("effective", effective.probe, 1, ("measure",),
+                  "effective parameters of a least-squares readout on the final features (Curth et al. 2023)",
+                  reads_key_freqs=False, in_group=False),
         ProbeSpec("llc", llc.probe, 3, ("measure",), "local learning coefficient (devinterp SGLD; opt-in, slow)",
                   reads_activations=False, reads_key_freqs=False, default=False, reads_model=True, parallel=True,
                   in_group=False,

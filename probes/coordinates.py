@@ -102,7 +102,7 @@ def group_view(inp: CheckpointOnGrid) -> CheckpointOnGrid:
     For ``mul`` and ``div`` (p prime, g = `primitive_root`): every grid axis is re-indexed by
     log coordinates, position i holding token g^i, and the tokens and class 0 are dropped:
     W_E [p-1, d] (row i = the embedding of g^i), W_U [d, p-1] (column k = the logit of g^k),
-    logits [n, n, n], neuron_acts [n, n, d_mlp] and attention [n, n, H, 3] over (i, j) (those of
+    logits [n, n, n], neuron_acts [n, n, d_mlp], resid_final [n, n, d] and attention [n, n, H, 3] over (i, j) (those of
     every block), labels (log_g of the answer, in Z_n), the split masks restricted to the group's
     inputs, p = n = p − 1, sign +1 (mul) or −1 (div), coordinates "log" and generator g. W_out,
     params and the model are unchanged. Any other operation, or ``mul`` mod a composite p: ``inp`` itself.
@@ -122,7 +122,8 @@ def group_view(inp: CheckpointOnGrid) -> CheckpointOnGrid:
         inp, p=p - 1, sign=LOG_SIGN[inp.operation], coordinates="log", generator=g,
         W_E=inp.W_E.index_select(0, idx), W_U=inp.W_U.index_select(1, idx),
         logits=on_grid(inp.logits).index_select(2, idx), neuron_acts=on_grid(inp.neuron_acts),
-        attention=on_grid(inp.attention), labels=logs[labels.clamp_min(0)].masked_fill(labels < 0, -1),
+        attention=on_grid(inp.attention),
+        resid_final=None if inp.resid_final is None else on_grid(inp.resid_final), labels=logs[labels.clamp_min(0)].masked_fill(labels < 0, -1),
         train_mask=on_grid(inp.train_mask), test_mask=on_grid(inp.test_mask),
         earlier_layers=tuple(dataclasses.replace(layer, neuron_acts=on_grid(layer.neuron_acts),
                                                  attention=on_grid(layer.attention))

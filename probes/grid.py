@@ -54,7 +54,9 @@ class CheckpointOnGrid:
     module at this checkpoint (tokens [batch, 3] -> logits at ``=`` [batch, p]; ``embed(tokens)``
     [batch, 3, d_model] and ``from_embeddings(x)`` split that call at the token embeddings; the
     parameters the run trained have ``requires_grad``), else None. It always takes tokens, also in
-    log coordinates. earlier_layers: the blocks before the last (`LayerOnGrid`, in order; empty
+    log coordinates. resid_final: [p, p, d_model], the residual stream at ``=`` after the last
+    block (the features the unembedding reads; None where the evaluator did not give it).
+    earlier_layers: the blocks before the last (`LayerOnGrid`, in order; empty
     for one layer); `layers` lists every block, the last one built from neuron_acts, attention and
     W_out.
     """
@@ -77,6 +79,7 @@ class CheckpointOnGrid:
     coordinates: str = "token"
     generator: int | None = None
     earlier_layers: tuple[LayerOnGrid, ...] = ()
+    resid_final: Float[torch.Tensor, "p p d_model"] | None = None
 
     @property
     def layers(self) -> tuple[LayerOnGrid, ...]:

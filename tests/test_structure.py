@@ -25,7 +25,7 @@ LAYERS = [
     {"workbench.config"},
     {"workbench.store"},
     {"workbench.model"},
-    {"workbench.forecasting"},
+    {"workbench.forecasting", "workbench.random_features"},
     {"workbench.training", "workbench.probing", "workbench.figures"},
     {"workbench.sweeps", "workbench.importer"},
     {"workbench.report"},

@@ -22,7 +22,7 @@ source tree, or ``$WORKBENCH_CHECKPOINTS`` when it is set, unless a ``root=`` is
     <function open_sweep at ...>
 """
 
-from workbench import figures
+from workbench import figures, random_features
 from workbench.config import RunConfig, load_config, preset_names
 from workbench.errors import UsageError
 from workbench.forecasting import forecast
@@ -37,6 +37,6 @@ from workbench.training import train
 
 __all__ = [
     "ProbeOptions", "ProbeResults", "Run", "RunConfig", "UsageError", "attention_view", "evaluate_on_grid", "explore",
-    "figures", "forecast",     "import_run", "load_bridge", "load_config", "open_run", "open_sweep", "preset_names", "probe", "probe_sweep",
+    "figures", "forecast", "import_run", "random_features", "load_bridge", "load_config", "open_run", "open_sweep", "preset_names", "probe", "probe_sweep",
     "step_view", "Sweep", "sweep", "train",
 ]

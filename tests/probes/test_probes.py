@@ -224,7 +224,7 @@ def test_rerun_is_cached_and_new_checkpoints_alone_are_computed(runs_root):
     run = workbench.train("cache", "smoke", {"epochs": 50, "ckpt_every": 10}, device="cpu", progress=False, root=runs_root)
     first = workbench.probe(run, progress=False)
     assert first.computed == {"fourier": 6, "progress": 6, "weights": 6, "attention": 6, "clock_pizza": 6,
-                              "complexity": 6}
+                              "complexity": 6, "effective": 6}
     assert set(first.tables) == set(first.computed), "the opt-in llc probe was not measured and has no table"
     tables = {n: (run.path / "probes" / f"{n}.csv").read_bytes() for n in first.tables}
     again = workbench.probe(run, progress=False)
@@ -241,7 +241,7 @@ def test_rerun_is_cached_and_new_checkpoints_alone_are_computed(runs_root):
     # another engine is another measurement: activation probes recompute, weights stay cached
     bridge = workbench.probe(run, engine="bridge", progress=False)
     assert bridge.computed == {"fourier": 7, "progress": 7, "weights": 0, "attention": 7, "clock_pizza": 7,
-                               "complexity": 7}
+                               "complexity": 7, "effective": 7}
 
 
 def test_corrupt_checkpoint_is_named_and_the_rest_still_run(runs_root, capsys):

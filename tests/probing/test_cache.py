@@ -59,13 +59,13 @@ def test_exactly_the_dependent_probes_recompute(cache_run):
     # given key frequencies: everything that reads them recomputes, the weight norms do not
     given = workbench.probe(run, key_freqs=[3, 5], progress=False)
     assert given.computed == {"fourier": n, "progress": n, "weights": 0, "attention": n, "clock_pizza": 0,
-                              "complexity": 0}
+                              "complexity": 0, "effective": 0}
     assert given.key_frequencies == {"rule": "given", "step": None, "key_freqs": [3, 5], "by_rule": {}}
     assert run.key_frequencies["key_freqs"] == [3, 5] and run.phases["key_freqs"] == [3, 5]
     # a threshold that only the fourier probe reads, with the key frequencies held fixed
     only = workbench.probe(run, overrides={"min_cluster_frac": "0.5"}, progress=False)
     assert only.computed == {"fourier": n, "progress": 0, "weights": 0, "attention": 0, "clock_pizza": 0,
-                             "complexity": 0}
+                             "complexity": 0, "effective": 0}
     # a setting of the opt-in llc sampler: no default probe reads it, the key frequencies stay cached
     sampler = workbench.probe(run, overrides={"llc_draws": "7"}, progress=False)
     assert sampler.computed == dict.fromkeys(sampler.computed, 0)
@@ -73,10 +73,11 @@ def test_exactly_the_dependent_probes_recompute(cache_run):
     # another engine: what reads activations recomputes
     bridge = workbench.probe(run, engine="bridge", progress=False)
     assert bridge.computed == {"fourier": n, "progress": n, "weights": 0, "attention": n, "clock_pizza": n,
-                               "complexity": n}
+                               "complexity": n, "effective": n}
     # a probe's version is part of the key of its rows only
     index = json.loads((run.path / "probes" / "index.json").read_text())
-    assert set(index["probes"]) == {"fourier", "progress", "weights", "attention", "clock_pizza", "complexity"}
+    assert set(index["probes"]) == {"fourier", "progress", "weights", "attention", "clock_pizza", "complexity",
+                                      "effective"}
     depends = {index["depends"][e["depends"]]["version"] for e in index["probes"]["progress"].values()}
     assert depends == {get_probe("progress").version}
 
@@ -144,7 +145,7 @@ def test_a_deleted_table_is_measured_again(cache_run):
     (cache_run.path / "probes" / "progress.csv").unlink()
     again = workbench.probe(cache_run, progress=False)
     assert again.computed == {"fourier": 0, "progress": len(cache_run.steps), "weights": 0, "attention": 0,
-                              "clock_pizza": 0, "complexity": 0}
+                              "clock_pizza": 0, "complexity": 0, "effective": 0}
     assert sorted(cache_run.probe_table("progress").step.unique()) == cache_run.steps
 
 

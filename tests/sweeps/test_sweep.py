@@ -17,6 +17,7 @@ from tests.conftest import snapshot
 from workbench import store
 from workbench.cli import main
 from workbench.config import load_config
+from workbench.errors import UsageError
 from workbench.model import initial_weights, trainable_module
 from workbench.store import MANIFEST
 from workbench.sweeps import open_sweep, prepare, read_definition, run_sweep
@@ -227,13 +228,32 @@ def test_sweep_name_reused_by_another_definition_is_refused(runs_root, tmp_path,
     assert "unknown executor 'slurm'" in capsys.readouterr().err
 
 
+def test_a_definition_that_changes_only_its_probes_or_description_is_the_same_sweep(runs_root, tmp_path):
+    text = 'base = "smoke"\n[set]\nepochs = 5\n[axes]\nlr = [1e-3]\n'
+    path = _definition(tmp_path, "probed", text)
+    assert main(["sweep", str(path), "--no-probe", "--no-progress"]) == 0
+    path.write_text('description = "now with effective parameters"\nprobes = ["effective"]\n' + text)
+    assert main(["sweep", str(path), "--no-probe", "--no-progress"]) == 0
+    assert open_sweep("probed").definition.probes == ["effective"]
+
+
+def test_case_override_keeps_only_the_named_cases(tmp_path):
+    path = _definition(tmp_path, "cased", 'base = "smoke"\n[cases]\na = {}\nb = { lr = 2e-3 }\nc = { lr = 3e-3 }\n')
+    assert [m.values["case"] for m in read_definition(path, {"case": "c,a"}).members()] == ["c", "a"]
+    with pytest.raises(UsageError, match="unknown case.*d; this sweep's cases: a, b, c"):
+        read_definition(path, {"case": "a,d"})
+
+
 def test_shipped_definitions_expand_and_name_their_members():
-    for name, count in (("frac-wd", 20), ("seeds", 8), ("width", 8)):
+    for name, count in (("frac-wd", 20), ("seeds", 8), ("model-wise", 22), ("sample-wise", 12)):
         members = read_definition(name).members()
         assert len(members) == count and len({m.name for m in members}) == count
     seeds = read_definition("seeds").members()
     assert [(m.config.model_seed, m.config.split_seed) for m in seeds] == [(s, s) for s in range(8)]
-    assert {m.config.label_noise for m in read_definition("width").members()} == {0.2}
+    widths = {(m.config.d_model, m.config.d_head, m.config.d_mlp) for m in read_definition("model-wise").members()}
+    assert all(d == 4 * h and m == 4 * d for d, h, m in widths) and len(widths) == 11
+    assert {m.config.label_noise for m in read_definition("model-wise").members()} == {0.0, 0.1}
+    assert {m.config.d_model for m in read_definition("sample-wise").members()} == {20}
 
 
 def test_manifest_and_member_runs_are_ordinary(runs_root, tmp_path):

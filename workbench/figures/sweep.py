@@ -130,14 +130,14 @@ def curves_overlaid(metrics: dict[str, object], column: str = "test_loss", log: 
     return _style(fig, f"{column.replace('_', ' ')} of {len(metrics)} members on one axis")
 
 
-def test_loss_against(table, axis: str, at: dict[int, dict[str, float]] | None = None) -> go.Figure:
+def test_loss_against(table, axis: str, at: dict[int, dict[str, float]] | None = None, by: str | None = None
+                      ) -> go.Figure:
     """Final test loss (and train loss) against ``axis``, the median over seeds; ``at``: optional
-    {epoch: {member: test loss}} drawn as extra lines (test loss at fixed epochs)."""
+    {epoch: {member: test loss}} drawn as extra lines (test loss at fixed epochs); ``by``: another
+    axis (e.g. label_noise) drawn as one pair of lines per value, dashed from the second on."""
     fig = go.Figure()
-    for column, colour in (("final_test_loss", "#ef553b"), ("final_train_loss", "#636efa")):
-        med = table.groupby(axis)[column].median().reset_index()
-        fig.add_trace(go.Scatter(x=med[axis], y=med[column], mode="lines+markers", name=column.replace("_", " "),
-                                 line=dict(color=colour)))
+    for i, (value, rows) in enumerate(list(table.groupby(by)) if by else [(None, table)]):
+        final_loss_lines(fig, rows, axis, f" ({by} {_label(value)})" if by else "", dashed=i > 0)
     for epoch, losses in (at or {}).items():
         rows = table.assign(loss=table.member.map(losses)).dropna(subset=["loss"])
         med = rows.groupby(axis).loss.median().reset_index()
@@ -146,6 +146,15 @@ def test_loss_against(table, axis: str, at: dict[int, dict[str, float]] | None =
     fig.update_xaxes(title=axis, type="log")
     fig.update_yaxes(title="loss", type="log")
     return _style(fig, f"Test loss against {axis} (model-wise double descent)")
+
+
+def final_loss_lines(fig: go.Figure, rows, axis: str, suffix: str = "", dashed: bool = False, **where) -> None:
+    """Add the median final test and train loss of ``rows`` against ``axis`` to ``fig`` (``where``:
+    the subplot's row and col), named with ``suffix``."""
+    for column, colour in (("final_test_loss", "#ef553b"), ("final_train_loss", "#636efa")):
+        med = rows.groupby(axis)[column].median().reset_index()
+        fig.add_trace(go.Scatter(x=med[axis], y=med[column], mode="lines+markers", name=column.replace("_", " ") + suffix,
+                                 line=dict(color=colour, dash="dash" if dashed else "solid")), **where)
 
 
 def loss_over_epochs(metrics: dict[str, object], labels: dict[str, str], column: str = "test_loss") -> go.Figure:

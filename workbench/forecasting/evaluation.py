@@ -155,9 +155,5 @@ def evaluate_forecasts(runs: Sequence[store.Run], cal: Calibration, sweeps: Sequ
 
 
 def training_wall_s(runs: Sequence[store.Run]) -> float:
-    """The runs' training time: each session's wall time, divided among the members of its group."""
-    total = 0.0
-    for run in runs:
-        for session in run.provenance.get("sessions", []):
-            total += float(session.get("wall_s", 0.0)) / int(session.get("group", 1))
-    return total
+    """The runs' training time (`store.Run.training_wall_s`), summed."""
+    return sum(run.training_wall_s for run in runs)

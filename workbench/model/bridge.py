@@ -102,18 +102,21 @@ def bridge_activations(bridge, cfg: RunConfig, tokens: Int[Tensor, "n 3"]) -> di
     """One ``run_with_cache`` over ``tokens`` [n, 3]; what the probes read, at the ``=`` position.
     (`FastTransformer.activations` returns the same tensors in ~0.4x the time, `make bench`.)
 
-    Returns logits [n, p], neuron_acts [n, d_mlp] (last block ``mlp.hook_post``), attention
+    Returns logits [n, p], neuron_acts [n, d_mlp] (last block ``mlp.hook_post``), resid_final
+    [n, d_model] (last block ``hook_resid_post``), attention
     [n, n_heads, 3] (last block ``attn.hook_pattern`` row of ``=``), and ``earlier``: the same two
     for each block before the last, in order (as `FastTransformer.activations`).
     """
     acts = [f"blocks.{layer}.mlp.hook_post" for layer in range(cfg.n_layers)]
     patterns = [f"blocks.{layer}.attn.hook_pattern" for layer in range(cfg.n_layers)]
-    wanted = set(acts + patterns)
+    final = f"blocks.{cfg.n_layers - 1}.hook_resid_post"
+    wanted = {*acts, *patterns, final}
     with torch.no_grad():
         logits, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n in wanted)
     # clone the "=" slices so the full [n, 3, ...] cache tensors can be freed at once
     blocks = [{"neuron_acts": cache[a][:, -1].clone(), "attention": cache[h][:, :, -1, :].clone()}
               for a, h in zip(acts, patterns, strict=True)]
-    out = {"logits": logits[:, -1].clone(), **blocks[-1], "earlier": blocks[:-1]}
+    out = {"logits": logits[:, -1].clone(), **blocks[-1], "resid_final": cache[final][:, -1].clone(),
+           "earlier": blocks[:-1]}
     del logits, cache
     return out

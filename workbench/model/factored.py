@@ -44,7 +44,8 @@ def factored_grid_activations(
     `FastTransformer.activations` and ~0.16x the bridge's (`make bench`). The values equal the bridge's ``run_with_cache`` to float32 rounding
     (summation order differs; tested to 1e-5 relative), not bit for bit as `FastTransformer`.
 
-    Returns logits [p^2, p], neuron_acts [p^2, d_mlp], attention [p^2, n_heads, 3], rows in
+    Returns logits [p^2, p], neuron_acts [p^2, d_mlp], resid_final [p^2, d_model] (the residual
+    stream after the block, what W_U reads), attention [p^2, n_heads, 3], rows in
     (a, b) row-major order (index a * p + b), and ``earlier`` [] (one block: none before it).
 
     ``workspace``: a dict the caller keeps between calls; the large outputs and temporaries are
@@ -93,5 +94,6 @@ def factored_grid_activations(
         W_U = w[UNEMBED]
         logits = torch.mm(acts, (W_U @ blk("mlp.out.weight")).T, out=_buffer(workspace, "logits", (p * p, p)))
         logits += (resid_mid.reshape(p * p, -1) + blk("mlp.out.bias")) @ W_U.T + w[UNEMBED_BIAS]
-    return {"logits": logits, "neuron_acts": acts, "attention": rated_pattern(pattern[..., None, :], rate).reshape(p * p, H, 3),
+    resid_final = torch.addmm(resid_mid.reshape(p * p, -1) + blk("mlp.out.bias"), acts, blk("mlp.out.weight").T)
+    return {"logits": logits, "neuron_acts": acts, "resid_final": resid_final, "attention": rated_pattern(pattern[..., None, :], rate).reshape(p * p, H, 3),
             "earlier": []}

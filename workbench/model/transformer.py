@@ -78,7 +78,8 @@ class FastTransformer(nn.Module):
     def activations(self, tokens: Int[Tensor, "n 3"]) -> dict:
         """What the probes read, at the ``=`` position, computed with the same operations as the
         bridge (equal to its ``run_with_cache`` values; tested) but only where they are needed:
-        logits [n, p], neuron_acts [n, d_mlp] (last block ``mlp.hook_post``), attention
+        logits [n, p], neuron_acts [n, d_mlp] (last block ``mlp.hook_post``), resid_final [n,
+        d_model] (last block ``hook_resid_post``: what the unembedding reads), attention
         [n, n_heads, 3] (last block ``attn.hook_pattern`` row of ``=``), and ``earlier``: for each
         block before the last, in order, a dict of its own neuron_acts and attention."""
         record: dict = {}
@@ -118,6 +119,8 @@ class FastTransformer(nn.Module):
                 record.setdefault("earlier", []).append(rec)
             resid = resid + self._attend(layer, q, k, v, last_only=last, record=rec)
             resid = resid + self._mlp(layer, resid, record=rec)
+        if record is not None:
+            record["resid_final"] = resid[:, -1]
         return F.linear(resid[:, -1], self.w(UNEMBED), self.w(UNEMBED_BIAS))
 
 

@@ -30,7 +30,8 @@ def grid_activations(
     bridge=None,
 ) -> dict:
     """What the probes read on ``tokens`` (the full grid, `tasks.grid_tokens`) by one engine:
-    logits [n, p], neuron_acts [n, d_mlp], attention [n, n_heads, 3], all at ``=`` (last block),
+    logits [n, p], neuron_acts [n, d_mlp], resid_final [n, d_model] (the residual stream the
+    unembedding reads), attention [n, n_heads, 3], all at ``=`` (last block),
     and ``earlier``: a dict of neuron_acts and attention for each block before the last.
 
     ``factored``: `factored_grid_activations` for one layer (``workspace`` reuses its buffers),

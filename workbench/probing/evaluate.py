@@ -51,6 +51,7 @@ class GridEvaluator:
             step=step, p=p, sign=grid.sign, operation=cfg.operation, **model.probe_weights(cfg, weights),
             logits=acts["logits"].reshape(p, p, p), neuron_acts=acts["neuron_acts"].reshape(p, p, -1),
             attention=acts["attention"].reshape(p, p, cfg.n_heads, 3),
+            resid_final=acts["resid_final"].reshape(p, p, -1),
             labels=grid.labels, train_mask=grid.train, test_mask=grid.test,
             model=model.trainable_module(cfg, weights) if self.with_model else None,
             earlier_layers=tuple(

@@ -99,15 +99,23 @@ def sweep_figures(sweep: Sweep, table) -> dict[str, tuple[go.Figure, str]]:
                 figures.curves_overlaid(restricted, "restricted_loss"),
                 "Each member's restricted loss (the logits kept to its own key frequencies, Nanda et al. 2023): it "
                 "falls before the test loss does in the members that grok, and stays high in those that memorise.")
-    width = next((a for a in axes if a in WIDTH_AXES), None)
+    width = _width_axis(axes, table)
+    noise = "label_noise" if "label_noise" in axes else None
+    if "frac_train" in axes and len(trained) and not width:
+        figs["double_descent_samples"] = (
+            figures.test_loss_against(trained, "frac_train", by=noise),
+            "Final train and test loss against the training fraction, one pair of lines per noise level. "
+            "Sample-wise double descent (Nakkiran et al. 2019, Sec. 7) is a rise in test loss as data is added "
+            "near the fraction the model can just fit, then a fall.")
     if width and len(trained):
         epochs = sorted({int(e) for e in (store.Run(sweep.path / names[0]).config.epochs * f for f in (0.1, 0.3))})
-        at = fixed_epoch_losses(metrics, epochs)
+        at = fixed_epoch_losses(metrics, epochs) if not noise else None
         figs["double_descent_width"] = (
-            figures.test_loss_against(trained, width, at),
+            figures.test_loss_against(trained, width, at, by=noise),
             f"Test loss against {width} at the end and at fixed epochs. Model-wise double descent (Nakkiran et al. "
             "2019) is a rise near the width where the model just fits the (noisy) training set, then a second fall.")
-        labels = {n: f"{width} {v:g}" if isinstance(v, float) else f"{width} {v}"
+        labels = {n: (f"{width} {v:g}" if isinstance(v, float) else f"{width} {v}")
+                  + (f", noise {trained.loc[trained.member == n, noise].iloc[0]:g}" if noise else "")
                   for n, v in zip(trained.member, trained[width], strict=True)}
         figs["double_descent_epochs"] = (
             figures.loss_over_epochs(overlaid, labels),
@@ -116,7 +124,30 @@ def sweep_figures(sweep: Sweep, table) -> dict[str, tuple[go.Figure, str]]:
         figs["loss_size_norm"] = (figures.loss_against_size_and_norm(trained),
                                   "The same test losses against parameter count and against the weight norm: "
                                   "Davies et al. 2022 read grokking and double descent as one effect of the norm.")
+        if "outcome" in trained:
+            figs["outcomes_by_width"] = (
+                figures.outcomes_by_width(trained, width, by=noise),
+                f"Top: the model-wise curve over {width}. Bottom: at each width, when the member fits its training "
+                "set (circle) and when it generalises (star), coloured by outcome class (open symbols: with label noise). The widths that never "
+                "fit (confusion) lie left of the peak, those that fit and memorise sit at it, and past it the "
+                "members grok: the model-wise peak and the epoch-wise grokking delay are one story (Davies et al. 2022).")
+    if len(trained) >= 3 and "eff_params_test" in trained and trained.eff_params_test.notna().any():
+        figs["complexity_axes"] = (
+            figures.complexity_axes(trained),
+            "Each member's final test loss against its parameter count, against the effective parameters of a "
+            "least-squares readout on its final features on the test inputs (Curth et al. 2023; the readout given "
+            "the features, not the whole network) and against λ̂ (the LLC, when the sweep probes it). A U-turn would "
+            "show as one U on the effective axes where the raw count shows two descents.")
     return figs
+
+
+def _width_axis(axes: list[str], table) -> str | None:
+    """The sweep's width: a swept d_mlp or d_model, or one that named cases vary (the ``model-wise`` sweep
+    sets d_model, d_head and d_mlp together per case)."""
+    swept = next((a for a in axes if a in WIDTH_AXES), None)
+    if swept or "case" not in axes:
+        return swept
+    return next((w for w in ("d_model", "d_mlp") if w in table and table[w].nunique() > 1), None)
 
 
 def _table_html(table) -> str:

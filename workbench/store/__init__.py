@@ -13,7 +13,7 @@ tables and the report folder).
 from __future__ import annotations
 
 from workbench.store.create import create_run
-from workbench.store.files import write_json, write_text
+from workbench.store.files import ensure_output_dir, write_json, write_text
 from workbench.store.formats import (
     CorruptCheckpoint,
     DamagedFile,
@@ -35,6 +35,7 @@ from workbench.store.layout import (
     PROVENANCE,
     REPORT_DIR,
     REPORT_PAGE,
+    RFF_TABLE,
     SPLIT,
     STATE,
     STEPS_DIR,
@@ -65,4 +66,4 @@ from workbench.store.run import (
 )
 from workbench.store.state import ResumeState, last_good_checkpoint, read_state, truncate_metrics, write_state
 
-__all__ = ["write_json", "write_text", "MANIFEST_FORMAT", "CONFIG", "CRITERIA_FILE", "CorruptCheckpoint", "DamagedFile", "KEY_FREQUENCIES", "MANIFEST", "METRICS", "PHASES_FILE", "PROBES_DIR", "PROBE_OPTIONS", "PROVENANCE", "ProbeCache", "REPORT_DIR", "REPORT_PAGE", "ResumeState", "Run", "SPLIT", "STATE", "STEPS_DIR", "TABLE", "append_metrics", "check_run_name", "create_run", "default_root", "last_good_checkpoint", "list_runs", "open_run", "probe_lock", "probe_table_path", "new_provenance", "read_state", "read_table", "report_dir", "resolve_run_path", "rewrite_metrics", "run_path", "training_lock", "truncate_metrics", "write_checkpoint", "write_probe_json", "write_probe_options", "write_probe_table", "write_provenance", "write_report_page", "write_state", "write_table"]
+__all__ = ["ensure_output_dir", "RFF_TABLE", "write_json", "write_text", "MANIFEST_FORMAT", "CONFIG", "CRITERIA_FILE", "CorruptCheckpoint", "DamagedFile", "KEY_FREQUENCIES", "MANIFEST", "METRICS", "PHASES_FILE", "PROBES_DIR", "PROBE_OPTIONS", "PROVENANCE", "ProbeCache", "REPORT_DIR", "REPORT_PAGE", "ResumeState", "Run", "SPLIT", "STATE", "STEPS_DIR", "TABLE", "append_metrics", "check_run_name", "create_run", "default_root", "last_good_checkpoint", "list_runs", "open_run", "probe_lock", "probe_table_path", "new_provenance", "read_state", "read_table", "report_dir", "resolve_run_path", "rewrite_metrics", "run_path", "training_lock", "truncate_metrics", "write_checkpoint", "write_probe_json", "write_probe_options", "write_probe_table", "write_provenance", "write_report_page", "write_state", "write_table"]

@@ -73,6 +73,19 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
+def ensure_output_dir(path: Path) -> Path:
+    """Make the folder ``path`` (and its parents) for a command's output; a path that is a file,
+    or one that cannot be made, is one `UsageError` naming it."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"output folder {path} is a file; give --out a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot make the output folder {path}: {exc.strerror or exc}") from exc
+    return path
+
+
 def write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda tmp: tmp.write_bytes(data))
 

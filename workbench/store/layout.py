@@ -26,6 +26,9 @@ REPORT_DIR = "report"
 
 REPORT_PAGE = "index.html"
 
+# what `python -m workbench rff --out DIR` writes in DIR (beside REPORT_PAGE and its figures)
+RFF_TABLE = "rff.csv"
+
 LOCK = ".lock"
 
 # inside PROBES_DIR

@@ -80,6 +80,12 @@ class Run:
         return prov
 
     @property
+    def training_wall_s(self) -> float:
+        """Seconds spent training this run: each session's wall time, divided among the members of
+        its batched group."""
+        return sum(float(s.get("wall_s", 0.0)) / int(s.get("group", 1)) for s in self.provenance["sessions"])
+
+    @property
     def steps(self) -> list[int]:
         """Checkpoint steps present on disk, sorted."""
         folder = self.path / STEPS_DIR

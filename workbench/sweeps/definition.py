@@ -23,7 +23,7 @@ members that share every shape (`workbench.training.batched`) and trains each gr
 a rerun of the same command resumes every unfinished member and never retrains a finished one.
 
 Command-line overrides: ``key=value`` sets a field for every member; ``key=v1,v2`` replaces
-(or adds) an axis; ``seeds=N`` sets the seed count. Bad input (an unknown field, an empty axis, a
+(or adds) an axis; ``seeds=N`` sets the seed count; ``case=a,b`` keeps only the named cases. Bad input (an unknown field, an empty axis, a
 value its field rejects, a member name that would leave the sweep directory, a sweep name already
 used by a different definition) is one `UsageError` before anything is written.
 
@@ -200,9 +200,12 @@ def read_definition(name_or_path: str | Path, overrides: Mapping[str, str] | Non
     shared = dict(raw.get("set", {}))
     axes = {k: _expand_axis(k, v) for k, v in raw.get("axes", {}).items()}
     seeds = raw.get("seeds", 0)
+    chosen_cases = None
     for key, value in (overrides or {}).items():
         if key == "seeds":
             seeds = value
+        elif key == CASE_AXIS:
+            chosen_cases = [v.strip() for v in str(value).split(",") if v.strip()]
         elif key in axes or "," in str(value):
             axes[key] = _expand_axis(key, [v for v in str(value).split(",") if v.strip()])
         else:
@@ -230,6 +233,12 @@ def read_definition(name_or_path: str | Path, overrides: Mapping[str, str] | Non
             raise UsageError(f"{path}: case {case!r} has unknown config key(s) {', '.join(unknown)}; "
                              f"valid keys: {', '.join(FIELD_TYPES)}")
         cases[case] = {k: coerce(k, v) for k, v in values.items()}
+    if chosen_cases is not None:
+        unknown = [c for c in chosen_cases if c not in cases]
+        if unknown or not chosen_cases:
+            raise UsageError(f"case={','.join(chosen_cases)}: unknown case(s) {', '.join(unknown) or '(none given)'}; "
+                             f"this sweep's cases: {', '.join(cases) or 'none'}")
+        cases = {c: cases[c] for c in chosen_cases}
     name = store.check_run_name(sweep_name or path.stem)
     probes = raw.get("probes")
     return SweepDefinition(name=name, base=str(raw["base"]), set=shared, axes=axes, seeds=seeds,

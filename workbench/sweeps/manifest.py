@@ -85,9 +85,19 @@ def open_sweep(name_or_path: str | Path, root: Path | None = None) -> Sweep:
     return Sweep(path)
 
 
+# what a definition may change without making it another sweep: neither changes a member's weights
+NOT_TRAINED = ("probes", "description")
+
+
+def _trained_part(definition: dict | None) -> dict | None:
+    """A definition without `NOT_TRAINED`: two that agree on it train the same members."""
+    return None if definition is None else {k: v for k, v in definition.items() if k not in NOT_TRAINED}
+
+
 def prepare(definition: SweepDefinition, root: Path | None = None) -> Sweep:
     """Validate every member, then create the sweep directory, manifest and member runs that do
-    not exist yet. Refuses a sweep name already used by a different definition, and a member
+    not exist yet. Refuses a sweep name already used by a different definition (one that differs
+    only in its probes or description is the same sweep, and the manifest takes the new ones), and a member
     directory whose config differs from its member's."""
 
     members = definition.members()  # every config validated before anything is written
@@ -96,7 +106,7 @@ def prepare(definition: SweepDefinition, root: Path | None = None) -> Sweep:
     old = None
     if manifest_path.is_file():
         old = Sweep(path).manifest
-        if old.get("definition") != json.loads(json.dumps(definition.to_dict())):
+        if _trained_part(old.get("definition")) != _trained_part(json.loads(json.dumps(definition.to_dict()))):
             raise UsageError(f"sweep {definition.name!r} already exists at {path} with a different definition; "
                              "use another name (--name) or move it away")
         statuses = {m["name"]: m["status"] for m in old["members"]}

@@ -7,7 +7,11 @@ passes 95% (``gen95_step``, Grokfast's measure), the final train and
 test loss and accuracy, its key frequencies (space-separated) and how many, the final total sum of
 squared weights (``weight_norm``), the trainable parameter count, its outcome class (`probes.outcome`: comprehension, grokking, memorisation,
 confusion), and the forecast made at its fit step from training alone (`workbench.forecasting`:
-``forecast_grok_step``, ``forecast_p``), to read beside the measured ``gen_step``. ``<sweep>/outcomes.json`` writes the criteria beside it, as ``phases.json`` does for
+``forecast_grok_step``, ``forecast_p``), to read beside the measured ``gen_step``; the widths
+``d_model`` and ``d_mlp`` of every member (also where a named case sets them); and at its last
+checkpoint the effective parameters of a least-squares readout on its final features
+(``eff_params_train``, ``eff_params_test``, `probes.effective`) and λ̂ (``llc``, when the sweep's
+probes include ``llc``, which a sweep measures at each member's last checkpoint only; empty otherwise). ``<sweep>/outcomes.json`` writes the criteria beside it, as ``phases.json`` does for
 one run. Members are probed in ``workers`` processes, one member at a time per process: the
 per-member cost is that of probing it alone and the peak memory does not grow with the sweep.
 
@@ -42,15 +46,22 @@ from workbench.sweeps.manifest import Sweep
 from workbench.training import COMPLETE, status_kind
 
 # enough for phases, key frequencies and the weight norm; a definition's `probes` adds more
-DEFAULT_PROBES = ("fourier", "progress", "weights")
+DEFAULT_PROBES = ("fourier", "progress", "weights", "effective")
 PHASE_NAMES = tuple(PHASE_CRITERIA)
+WIDTH_FIELDS = ("d_model", "d_mlp")
 
 
 def member_row(path: str, probes: Sequence[str] | None) -> dict[str, Any]:
     """One member's row: probe it (cached) and reduce the results to scalars (a `workbench.pool`
     job: the pool sets the worker's threads)."""
     run = store.Run(Path(path))
-    results = probe(run, probes=list(probes) if probes else None, progress=False, workers=1)
+    probes = list(probes) if probes else None
+    # the LLC (seconds per checkpoint) is measured at the member's last checkpoint only: the
+    # sweep's figures read one lambda-hat per member
+    llc_last = probes is not None and LAST_ONLY in probes
+    results = probe(run, probes=[p for p in probes if p != LAST_ONLY] if llc_last else probes, progress=False, workers=1)
+    if llc_last:
+        results.tables[LAST_ONLY] = probe(run, probes=[LAST_ONLY], steps="last", progress=False, workers=1).tables[LAST_ONLY]
     metrics = run.metrics
     last = run.last_metrics or {}
     weights = results.tables.get("weights")
@@ -69,7 +80,25 @@ def member_row(path: str, probes: Sequence[str] | None) -> dict[str, Any]:
                 "n_params": sum(math.prod(s) for n, s in initial_shapes(run.config).items()
                                 if n in trainable_names(run.config))})
     row.update(_forecast_at_fit(run, row.get("fit_step")))
+    row.update(_final_measures(results.tables))
     return row
+
+
+LAST_ONLY = "llc"  # a probe a sweep measures at each member's last checkpoint only
+FINAL_MEASURES = {"effective": ("eff_params_train", "eff_params_test"), "llc": ("llc",)}
+
+
+def _final_measures(tables) -> dict[str, float | None]:
+    """The complexity measures at the member's last probed checkpoint: the readout's effective
+    parameters (`probes.effective`) and λ̂ (`probes.llc`, when the sweep probes it), None where
+    the probe did not run."""
+    out: dict[str, float | None] = {}
+    for probe_name, measures in FINAL_MEASURES.items():
+        table = tables.get(probe_name)
+        for measure in measures:
+            rows = table[table.measure == measure].dropna(subset=["value"]) if table is not None else None
+            out[measure] = float(rows.sort_values("step").value.iloc[-1]) if rows is not None and len(rows) else None
+    return out
 
 
 def _forecast_at_fit(run: store.Run, fit_step: int | None) -> dict[str, Any]:
@@ -109,6 +138,8 @@ def probe_sweep(sweep: Sweep, probes: Sequence[str] | None = None, workers: int 
         cfg = store.Run(sweep.path / m["name"]).config
         base = {"member": m["name"], "status": status_kind(m["status"]), **m["values"],
                 "model_seed": cfg.model_seed, "split_seed": cfg.split_seed}
+        # the widths, also where a named case sets them: the model-wise figures read them
+        base.update({w: getattr(cfg, w) for w in WIDTH_FIELDS if w not in base})
         table.append({**base, **rows.get(m["name"], {})})
     frame = pd.DataFrame(table)
     store.write_table(sweep.path / TABLE, frame)
