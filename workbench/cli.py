@@ -381,8 +381,16 @@ def _feature_counts(text: str | None) -> list[int] | None:
         raise UsageError(f"--features takes comma-separated whole numbers, e.g. 50,100,500; got {text!r}") from None
 
 
+MAX_RFF_P = 127  # p = 127: ~4,800 training rows, a 4,800 x 48,000 float64 design matrix (~1.8 GB)
+
+
 def _cmd_rff(args: argparse.Namespace) -> int:
     counts = _feature_counts(args.features)
+    if not (0.0 <= args.ridge < float("inf")):
+        raise UsageError(f"--ridge must be a finite number >= 0 (0: the minimum-norm solution), got {args.ridge}")
+    if args.dataset == "modular" and not 2 <= args.p <= MAX_RFF_P:
+        raise UsageError(f"--p must lie in 2..{MAX_RFF_P} for the random-feature experiment (its design matrix has "
+                         f"about p^2 rows and up to 10x as many columns), got {args.p}")
     ensure_output_dir(Path(args.out))  # before the work: a bad --out is one line, at once
     if args.dataset == "modular":
         task = modular_task(args.operation, args.p, args.frac_train, args.seed, args.label_noise)

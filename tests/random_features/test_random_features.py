@@ -81,5 +81,8 @@ def test_command_refuses_bad_input_in_one_line(tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     assert main(["rff", "--out", str(tmp_path / "afile"), "--features", "5", "--p", "11", "--no-images"]) == 2
     assert main(["rff", "--out", str(tmp_path / "o"), "--features", "5,x", "--no-images"]) == 2
+    assert main(["rff", "--out", str(tmp_path / "o"), "--ridge", "-1", "--no-images"]) == 2
+    assert main(["rff", "--out", str(tmp_path / "o"), "--p", "1000003", "--no-images"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and "is a file" in err[0] and "whole numbers" in err[1]
+    assert len(err) == 4 and "is a file" in err[0] and "whole numbers" in err[1]
+    assert "--ridge must be" in err[2] and "--p must lie in 2..127" in err[3]
