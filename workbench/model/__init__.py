@@ -54,8 +54,9 @@ from workbench.model.names import (
     misfit_weights,
     probe_weights,
     trainable_names,
+    updated_names,
     weight_names,
 )
 from workbench.model.transformer import FastTransformer, trainable_module
 
-__all__ = ["EMBED", "FastTransformer", "N_CTX", "POS_EMBED", "UNEMBED", "UNEMBED_BIAS", "W_out", "activation", "bridge_attention", "block_key", "bridge_activations", "build_bridge", "convert_nanda2023_state_dict", "convert_tl2_state_dict", "factored_grid_activations", "initial_shapes", "initial_weights", "load_bridge", "misfit_weights", "model_sizes", "nanda2023_init", "nanda2023_logits", "probe_weights", "rated_pattern", "tl2_init", "tl2_logits", "trainable_module", "trainable_names", "weight_names"]
+__all__ = ["EMBED", "FastTransformer", "N_CTX", "POS_EMBED", "UNEMBED", "UNEMBED_BIAS", "W_out", "activation", "bridge_attention", "block_key", "bridge_activations", "build_bridge", "convert_nanda2023_state_dict", "convert_tl2_state_dict", "factored_grid_activations", "initial_shapes", "initial_weights", "load_bridge", "misfit_weights", "model_sizes", "nanda2023_init", "nanda2023_logits", "probe_weights", "rated_pattern", "tl2_init", "tl2_logits", "trainable_module", "trainable_names", "updated_names", "weight_names"]

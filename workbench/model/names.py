@@ -91,6 +91,14 @@ def trainable_names(cfg: RunConfig) -> list[str]:
     return [n for n in weight_names(cfg) if not fixed(n)]
 
 
+def updated_names(cfg: RunConfig) -> list[str]:
+    """The weights the training step updates: `trainable_names` less every block's attention key
+    bias. That bias adds ``q · b_K`` to all of a query's scores alike, which the softmax cancels,
+    so its true gradient is identically zero (`workbench.training.lookup`); updating it would only
+    feed Adam rounding noise. It keeps its initial value (0 under every init rule)."""
+    return [n for n in trainable_names(cfg) if not n.endswith(".attn.k.bias")]
+
+
 def pattern_hook(cfg: RunConfig, layer: int | None = None) -> str:
     """The hook holding block ``layer``'s attention pattern [batch, heads, query, key] (default: the last block's)."""
     return f"blocks.{cfg.n_layers - 1 if layer is None else layer}.attn.hook_pattern"

@@ -3,9 +3,11 @@
 Members of a sweep that differ only in scalars (seeds, split, training fraction, learning rate,
 weight decay, betas, warm-up, initial scale, label noise: `SCALAR_FIELDS`) have weights of the
 same shapes and the same checkpoint schedule. They train in one process as one model whose every
-weight has a leading member axis [M, ...]: the forward pass is `stacked_forward`,
-`FastTransformer.forward`'s operations batched over that axis, each member sees its own training set (padded to the largest, the padding weighted 0), and the
-optimiser is AdamW applied per member with that member's lr, betas and weight decay:
+weight has a leading member axis [M, ...]; each member sees its own training set (padded to the
+largest, the padding weighted 0). The step (`workbench.training.step.GroupStep`) is the one every
+run takes: a solo run is a group of one. Its forward pass for a one-layer model looks attention
+up in (2p + 1)-row tables (`workbench.training.lookup`); its optimiser is AdamW per member, with
+that member's lr, betas and weight decay, over one flat buffer (`workbench.training.flat`):
 
     for each member m, with g the gradient of m's own mean float64 cross-entropy:
         t += 1
@@ -14,20 +16,17 @@ optimiser is AdamW applied per member with that member's lr, betas and weight de
         m2  = beta2_m m2 + (1 - beta2_m) g^2
         w  -= lr_m(t) / (1 - beta1_m^t) * m1 / (sqrt(m2) / sqrt(1 - beta2_m^t) + eps)
 
-which is `torch.optim.AdamW`'s update (Loshchilov & Hutter 2019) written for a member axis. The
-members' losses are summed before the backward pass: member m's weights get exactly the
+The members' losses are summed before the backward pass: member m's weights get exactly the
 gradient of m's own loss. A member trained in a group matches the same config trained alone to
-float rounding (tested: 1e-4 relative after 200 steps at lr 1e-4; at lr 1e-2 Adam amplifies any
-rounding difference, see docs/results/sweeps.md). The training variants (`workbench.training.variants`: Grokfast's
-filter, StableMax, ⊥Grad) apply per member on the stacked tensors; a group shares its variant
-(those fields are not in `SCALAR_FIELDS`).
+float rounding (tested; how far rounding carries at the presets' lr: docs/results/sweeps.md). The
+training variants (`workbench.training.variants`: Grokfast's filter, StableMax, ⊥Grad) apply per
+member on the stacked tensors; a group shares its variant (those fields are not in `SCALAR_FIELDS`).
 
-Each member's run directory is written exactly as `workbench.training.solo` writes a solo run
-(metrics, checkpoints, and a resume state whose AdamW moments are in torch's format), so a
-member can be resumed alone or in a group. A group resumes from its members' states; members
-that stopped at different steps (a kill between two members' writes) train as sub-groups from
-their own steps. A member whose loss becomes NaN/inf stops there and is reported failed; the
-others go on.
+Each member's run directory is an ordinary run directory (metrics, checkpoints, and a resume state
+whose AdamW moments are in torch's format), so a member can be resumed alone or in a group. A
+group resumes from its members' states; members that stopped at different steps (a kill between
+two members' writes) train as sub-groups from their own steps. A member whose loss becomes NaN/inf
+stops there and is reported failed; the others go on.
 
 Example:
     >>> from pathlib import Path
@@ -44,23 +43,18 @@ import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
+from typing import Protocol
 
 import torch
 
 from workbench import store
 from workbench.config import RunConfig
-from workbench.model import (
-    trainable_names,
-    weight_names,
-)
 from workbench.monitor import Monitor
 from workbench.monitor import resolve as resolve_monitor
-from workbench.training.adamw import StackedAdamW
 from workbench.training.schedule import checkpoint_steps, lr_at
-from workbench.training.stacked import stacked_forward
 from workbench.training.status import COMPLETE, STOPPED
 from workbench.training.status import failed as failed_status
-from workbench.training.variants import GradFilter, orthogonal_grad, training_loss
+from workbench.training.step import Batch, GroupStep, member_filter_state
 
 # config fields members of one group may differ in: none changes a weight's shape, the forward
 # pass's operations or the schedule of evaluations and checkpoints
@@ -95,59 +89,19 @@ class _Member:
         self.state = state
 
 
-def _pad(parts: list[torch.Tensor], fill: torch.Tensor | int, n_max: int) -> torch.Tensor:
-    """Stack [n_m, ...] tensors into [M, n_max, ...], padding with ``fill`` rows."""
-    out = []
-    for t in parts:
-        extra = n_max - len(t)
-        if extra:
-            pad = fill.expand(extra, *t.shape[1:]) if isinstance(fill, torch.Tensor) else torch.full(
-                (extra, *t.shape[1:]), fill, dtype=t.dtype, device=t.device)
-            t = torch.cat([t, pad.to(t.device)])
-        out.append(t)
-    return torch.stack(out)
-
-
-class _Batch:
-    """A padded set per member: tokens [M, n_max, 3], labels [M, n_max], valid [M, n_max] bool.
-    ``n_max`` is the group's, not the sub-group's: the matrix shapes, and so the rounding of every
-    member, do not depend on which members train together (a resumed sub-group stays bit-identical)."""
-
-    def __init__(self, tokens: list[torch.Tensor], labels: list[torch.Tensor], n_max: int):
-        self.tokens = _pad(tokens, tokens[0][:1], n_max)  # pad with a real input: no special token needed
-        self.labels = _pad(labels, 0, n_max)
-        self.valid = _pad([torch.ones(len(t), dtype=torch.bool, device=t.device) for t in tokens], 0, n_max).bool()
-        self.count = self.valid.sum(1)
-
-    def losses(self, logits: torch.Tensor, loss: str = "cross_entropy") -> torch.Tensor:
-        """Each member's mean float64 loss (`variants.training_loss`) over its own inputs: [M]."""
-        per_input = training_loss(loss, logits, self.labels, reduction="none")  # [M, n]
-        # where, not a product: a padding row's inf must not turn the member's loss into NaN
-        return torch.where(self.valid, per_input, 0.0).sum(1) / self.count
-
-    def accuracies(self, logits: torch.Tensor) -> torch.Tensor:
-        hits = (logits.argmax(-1) == self.labels) & self.valid
-        return hits.double().sum(1) / self.count
-
-
-def _stack_filter_states(cfg: RunConfig, states: list[dict[str, torch.Tensor]], device: torch.device) -> dict:
-    """Members' Grokfast states stacked on a member axis (ema: first axis; ma: second, after the
-    window's). Members of one group share their step, so their states have the same keys and sizes."""
-    if not states[0]:
-        return {}
-    axis = 1 if cfg.grokfast == "ma" else 0
-    return {k: torch.stack([s[k] for s in states], dim=axis).to(device) for k in states[0]}
-
-
-def _member_filter_state(cfg: RunConfig, state: dict[str, torch.Tensor], j: int) -> dict[str, torch.Tensor]:
-    """Member j's part of the stacked Grokfast state (`GradFilter.state_dict`), in a solo run's shape."""
-    return {k: (v[:, j] if cfg.grokfast == "ma" else v[j]).clone() for k, v in state.items()}
-
-
 def padding(runs: Sequence[store.Run]) -> tuple[int, int]:
     """The (train, test) set size a group pads its members to: the largest of ``runs``."""
     sizes = [(len(r.split.train), len(r.split.test)) for r in runs]
     return max(n for n, _ in sizes), max(n for _, n in sizes)
+
+
+class Watch(Protocol):
+    """What a trainer's caller may follow a one-member group with (the solo trainer's forecast on
+    its progress bar): a status to show after each evaluation, a call after each checkpoint."""
+
+    def status(self, train_acc: float) -> dict[str, str]: ...
+
+    def checkpoint(self, step: int) -> None: ...
 
 
 def train_group(runs: Sequence[store.Run], device: str | torch.device = "cpu", progress: bool | Monitor = False,
@@ -160,6 +114,18 @@ def train_group(runs: Sequence[store.Run], device: str | torch.device = "cpu", p
     the whole group's padding to stay bit-identical to an uninterrupted run. ``progress``: a bar
     per stacked group (True, False or a `workbench.monitor.Monitor`)."""
     runs = list(runs)
+    with ExitStack() as locks:
+        for run in runs:
+            locks.enter_context(store.training_lock(run))
+        return train_locked(runs, device, resolve_monitor(progress), stop_after, pad)
+
+
+def train_locked(runs: Sequence[store.Run], device: str | torch.device, monitor: Monitor, stop_after: int | None = None,
+                 pad: tuple[int, int] | None = None, label: str | None = None, watch: Watch | None = None) -> dict[str, str]:
+    """`train_group`'s work, for a caller that already holds every member's training lock (the
+    solo trainer). ``label`` names the progress bar (default "group of M"); ``watch`` is followed
+    through training while a bar is shown (`Watch`)."""
+    runs = list(runs)
     if not runs:
         return {}
     keys = {group_key(r.config) for r in runs}
@@ -167,40 +133,30 @@ def train_group(runs: Sequence[store.Run], device: str | torch.device = "cpu", p
         raise ValueError("runs of one group must share every field but " + ", ".join(SCALAR_FIELDS))
     device = torch.device(device)
     status: dict[str, str] = {}
-    with ExitStack() as locks:
-        for run in runs:
-            locks.enter_context(store.training_lock(run))
-        pending: dict[tuple, list[tuple[store.Run, store.ResumeState]]] = {}
-        for run in runs:
-            if run.is_complete:
-                status[run.name] = COMPLETE
-            else:  # sub-groups by what their states hold: the step, AdamW's moments, the filter's state
-                state = store.read_state(run)
-                key = (state.step, bool(state.adam), tuple(sorted((k, tuple(v.shape)) for k, v in state.grad_filter.items())))
-                pending.setdefault(key, []).append((run, state))
-        pad = pad or padding(runs)
-        for key in sorted(pending, key=lambda k: (k[0], k[1], str(k[2]))):
-            status.update(_train_stacked(pending[key], device, resolve_monitor(progress), stop_after, pad))
+    pending: dict[tuple, list[tuple[store.Run, store.ResumeState]]] = {}
+    for run in runs:
+        if run.is_complete:
+            status[run.name] = COMPLETE
+        else:  # sub-groups by what their states hold: the step, AdamW's moments, the filter's state
+            state = store.read_state(run)
+            key = (state.step, bool(state.adam), tuple(sorted((k, tuple(v.shape)) for k, v in state.grad_filter.items())))
+            pending.setdefault(key, []).append((run, state))
+    pad = pad or padding(runs)
+    for key in sorted(pending, key=lambda k: (k[0], k[1], str(k[2]))):
+        status.update(_train_stacked(pending[key], device, monitor, stop_after, pad, label, watch))
     return {r.name: status[r.name] for r in runs}
 
 
 def _train_stacked(runs: list[tuple[store.Run, store.ResumeState]], device: torch.device, monitor: Monitor,
-                   stop_after: int | None, pad: tuple[int, int]) -> dict[str, str]:
+                   stop_after: int | None, pad: tuple[int, int], label: str | None, watch: Watch | None
+                   ) -> dict[str, str]:
     members = [_Member(run, state, device) for run, state in runs]
     cfg0 = members[0].cfg
     start = members[0].state.step
-    names = trainable_names(cfg0)
-    fixed = [n for n in weight_names(cfg0) if n not in names]
-    params = {n: torch.stack([m.state.weights[n] for m in members]).to(device).requires_grad_(True) for n in names}
-    frozen = {n: torch.stack([m.state.weights[n] for m in members]).to(device) for n in fixed}
-    optimizer = StackedAdamW(params, [m.cfg for m in members], [m.state.adam for m in members], device)
-    grad_filter = GradFilter(cfg0.grokfast, cfg0.grokfast_alpha, cfg0.grokfast_lamb, cfg0.grokfast_window,
-                             _stack_filter_states(cfg0, [m.state.grad_filter for m in members], device))
-    train = _Batch([m.x_train for m in members], [m.y_train for m in members], pad[0])
-    test = _Batch([m.x_test for m in members], [m.y_test for m in members], pad[1])
-
-    def forward(tokens: torch.Tensor) -> torch.Tensor:  # [M, n, 3] -> [M, n, p]
-        return stacked_forward(cfg0, {**params, **frozen}, tokens)
+    model = GroupStep(cfg0, [m.cfg for m in members], [m.state.weights for m in members],
+                      [m.state.adam for m in members], [m.state.grad_filter for m in members], device)
+    train = Batch([m.x_train for m in members], [m.y_train for m in members], pad[0])
+    test = Batch([m.x_test for m in members], [m.y_test for m in members], pad[1])
 
     for m in members:  # metrics past the resumed step were logged by the interrupted process
         store.truncate_metrics(m.run.path, start)
@@ -212,20 +168,20 @@ def _train_stacked(runs: list[tuple[store.Run, store.ResumeState]], device: torc
         prov = m.run.provenance
         prov["sessions"].append({"device": str(device), "start_step": start, "group": len(members),
                                  "started": datetime.now(UTC).isoformat(timespec="seconds")})
-        store.write_provenance(m.run, prov)
+        store.write_provenance(m.run, prov)  # recorded now, so a killed session still shows
         sessions.append(prov)
     status: dict[str, str] = {}
     alive = list(range(len(members)))  # indices into members of those still training
     t0 = time.perf_counter()
-    bar = monitor.bar(cfg0.epochs, f"group of {len(members)}", unit="ep", initial=start)
+    bar = monitor.bar(cfg0.epochs, label or f"group of {len(members)}", unit="ep", initial=start)
+    watch = watch if bar.shown else None  # a forecast nobody sees is not worth its checkpoint reads
 
     def record(step: int, train_logits: torch.Tensor) -> None:
         with torch.no_grad():
             tr_loss, tr_acc = train.losses(train_logits), train.accuracies(train_logits)
-            te_logits = forward(test.tokens)
+            te_logits = model.logits(test)
             te_loss, te_acc = test.losses(te_logits), test.accuracies(te_logits)
-            # each member's sum of squared trainable weights, tensor by tensor as the solo trainer sums it
-            norms = [sum(float(params[n][j].double().pow(2).sum()) for n in names) for j in range(len(alive))]
+        norms = model.weight_norms()
         wall = round(time.perf_counter() - t0, 3)
         for j, i in enumerate(alive):
             m = members[i]
@@ -233,23 +189,29 @@ def _train_stacked(runs: list[tuple[store.Run, store.ResumeState]], device: torc
                 "step": step, "train_loss": tr_loss[j].item(), "train_acc": tr_acc[j].item(),
                 "test_loss": te_loss[j].item(), "test_acc": te_acc[j].item(), "weight_norm": norms[j],
                 "lr": lr_at(m.cfg, step), "wall_s": wall})
+        if len(alive) == 1:
+            shown = {"train": f"{tr_loss[0].item():.2e}/{tr_acc[0].item():.0%}",
+                     "test": f"{te_loss[0].item():.2e}/{te_acc[0].item():.0%}"}
+            if watch is not None:
+                shown.update(watch.status(tr_acc[0].item()))
+            bar.status(**shown)
 
     def checkpoint(step: int) -> None:
-        stacked = {**params, **frozen}
-        weights = [{n: stacked[n][j].detach().cpu().clone() for n in weight_names(cfg0)}  # the solo run's key order
-                   for j in range(len(alive))]
+        weights = [model.member_weights(j) for j in range(len(alive))]
         for j, i in enumerate(alive):
             store.write_checkpoint(members[i].run, step, weights[j])
-        filter_state = grad_filter.state_dict()  # one copy of the stacked state, indexed per member below
+        filter_state = model.filter_state()  # one copy of the stacked state, indexed per member below
         for j, i in enumerate(alive):  # states after every checkpoint: a kill leaves checkpoints ahead, never behind
             m = members[i]
             # the member's own RNG state passes through untouched (full-batch training draws nothing)
-            store.write_state(m.run.path, store.ResumeState(step, weights[j], optimizer.member_state(j), m.state.rng,
-                                                            _member_filter_state(cfg0, filter_state, j)))
+            store.write_state(m.run.path, store.ResumeState(step, weights[j], model.member_adam(j), m.state.rng,
+                                                            member_filter_state(cfg0, filter_state, j)))
+        if watch is not None:
+            watch.checkpoint(step)
 
     def drop(failed: list[int], step: int, losses: torch.Tensor) -> None:
         """Members whose loss is not finite stop here (their last checkpoint stays); the rest go on."""
-        nonlocal train, test, alive
+        nonlocal alive
         for j in failed:
             i = alive[j]
             status[members[i].run.name] = failed_status(f"training loss became {losses[j].item()} at step {step}; "
@@ -259,15 +221,9 @@ def _train_stacked(runs: list[tuple[store.Run, store.ResumeState]], device: torc
             alive = []
             return
         keep = torch.tensor(survivors, dtype=torch.long, device=device)
-        for group in (params, frozen):
-            for n in group:
-                group[n] = group[n].detach()[keep].requires_grad_(group is params)
-        optimizer.params = params
-        optimizer.keep(keep)
-        grad_filter.select(keep)
-        for batch in (train, test):
-            batch.tokens, batch.labels, batch.valid = batch.tokens[keep], batch.labels[keep], batch.valid[keep]
-            batch.count = batch.count[keep]
+        model.keep(keep)
+        train.keep(keep)
+        test.keep(keep)
         alive = [alive[j] for j in keep.tolist()]
 
     step = start
@@ -278,10 +234,10 @@ def _train_stacked(runs: list[tuple[store.Run, store.ResumeState]], device: torc
             is_eval = step % cfg0.eval_every == 0 or step in ckpts or step == end
             if step == cfg0.epochs:  # the final weights: evaluate and save, no update
                 with torch.no_grad():
-                    record(step, forward(train.tokens))
+                    record(step, model.logits(train))
                 checkpoint(step)
                 break
-            logits = forward(train.tokens)
+            logits = model.logits(train)
             if is_eval:
                 record(step, logits.detach())
             if step in ckpts or step == end:
@@ -294,13 +250,8 @@ def _train_stacked(runs: list[tuple[store.Run, store.ResumeState]], device: torc
                 drop([j for j in range(len(alive)) if not finite[j]], step, losses.detach())
                 if not alive:
                     break
-                losses = train.losses(forward(train.tokens), cfg0.loss)
-            losses.sum().backward()
-            if cfg0.grokfast != "none" or cfg0.optimizer != "adamw":  # the variants' gradient steps
-                grads = grad_filter({n: w.grad for n, w in params.items()})
-                for n, w in params.items():
-                    w.grad = orthogonal_grad(w.detach(), grads[n], batch_dims=1) if cfg0.optimizer == "orthograd" else grads[n]
-            optimizer.step(step)
+                losses = train.losses(model.logits(train), cfg0.loss)
+            model.update(losses, step)
             bar.advance(1)
     finally:
         bar.close()

@@ -10,7 +10,9 @@ The loop (Nanda et al. 2023, Appendix: full-batch AdamW on the train split):
         lr(step) = lr * min(step / warmup_steps, 1);  AdamW update
 
 so "step s" always means "the weights after s updates", for metrics and checkpoints alike.
-The final step (``epochs``) is always evaluated and saved.
+The final step (``epochs``) is always evaluated and saved. A run trains as a group of one
+(`workbench.training.batched`): the step is `workbench.training.step.GroupStep`, the same for
+a run alone and for a sweep's members.
 
 Resume: the state file holds the weights, the AdamW moments and step counts, and the RNG
 state at the last checkpoint. Training on CPU is deterministic, so an interrupted run that is
@@ -24,28 +26,28 @@ Example:
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from probes.outcome import ACC
 from workbench import store
 from workbench.config import DEFAULT_PRESET, RunConfig, load_config
 from workbench.errors import UsageError
 from workbench.forecasting import SignalCache, forecast_view, training_view
-from workbench.model import FastTransformer, trainable_module, trainable_names
 from workbench.monitor import Monitor
 from workbench.monitor import resolve as resolve_monitor
+from workbench.training.batched import train_locked
 from workbench.training.device import pick_device
-from workbench.training.schedule import checkpoint_steps, lr_at
 from workbench.training.start import start_run
-from workbench.training.variants import GradFilter, orthogonal_grad, training_loss
+from workbench.training.status import FAILED
+from workbench.training.status import kind as status_kind
+
+
+class TrainingFailed(UsageError):
+    """Training stopped because the loss stopped being a number (one line: the step and what to do)."""
 
 
 def _resolve_config(
@@ -64,43 +66,6 @@ def _resolve_config(
             "Use a new RUN name, or drop the preset/overrides to resume it as it is"
         )
     return cfg, saved
-
-
-def _adam_state(optimizer: torch.optim.Optimizer, names: list[str]) -> dict[str, dict[str, torch.Tensor]]:
-    """AdamW's per-parameter state keyed by weight name (what `store.ResumeState` holds)."""
-    state = optimizer.state_dict()["state"]
-    return {name: {k: torch.as_tensor(v) for k, v in state[i].items()} for i, name in enumerate(names) if i in state}
-
-
-def _load_adam_state(optimizer: torch.optim.Optimizer, names: list[str], adam: dict[str, dict[str, torch.Tensor]],
-                     device: torch.device) -> None:
-    if not adam:
-        return
-    state = optimizer.state_dict()
-    state["state"] = {i: {k: v.to(device) if k != "step" else v for k, v in adam[n].items()} for i, n in enumerate(names)}
-    optimizer.load_state_dict(state)
-
-
-def _evaluate(model: FastTransformer, tokens: torch.Tensor, labels: torch.Tensor, logits: torch.Tensor | None = None) -> tuple[float, float]:
-    """(float64 cross-entropy, accuracy) on a set; reuses ``logits`` when already computed."""
-    with torch.no_grad():
-        if logits is None:
-            logits = model(tokens)
-        loss = F.cross_entropy(logits.double(), labels).item()
-        acc = (logits.argmax(-1) == labels).double().mean().item()
-    return loss, acc
-
-
-def _transform_gradients(model: FastTransformer, names: list[str], cfg: RunConfig, grad_filter: GradFilter) -> None:
-    """The variants' gradient steps, in place, between backward and AdamW: Grokfast's filter,
-    then ⊥Grad (`workbench.training.variants`). Nothing for the plain trainer."""
-    if cfg.grokfast == "none" and cfg.optimizer == "adamw":
-        return
-    params = {n: model.w(n) for n in names}
-    grads = grad_filter({n: p.grad for n, p in params.items()})
-    for n, p in params.items():
-        g = grads[n]
-        p.grad = orthogonal_grad(p.detach(), g) if cfg.optimizer == "orthograd" else g
 
 
 class _ForecastWatch:
@@ -165,92 +130,8 @@ def train(
         if handle.is_complete:
             monitor.note(f"run {handle.name!r} is already complete at step {cfg.epochs}; nothing to do ({run_path})")
             return handle
-        _train_loop(handle, cfg, dev, monitor, stop_after)
+        outcome = train_locked([handle], dev, monitor, stop_after, label=handle.name,
+                               watch=_ForecastWatch(handle, cfg))[handle.name]
+    if status_kind(outcome) == FAILED:
+        raise TrainingFailed(f"run {handle.name!r}: {outcome.split(':', 1)[1].strip()}")
     return handle
-
-
-def _train_loop(handle: store.Run, cfg: RunConfig, device: torch.device, monitor: Monitor, stop_after: int | None) -> None:
-    run_path = handle.path
-    # read everything first: a damaged file stops the session before anything is written
-    resume = store.read_state(handle)
-    prov = handle.provenance
-    start = resume.step
-    torch.set_rng_state(resume.rng)
-    ds, split = handle.dataset, handle.split
-    x_train, y_train = ds.tokens[split.train].to(device), split.train_targets(ds).to(device)
-    x_test, y_test = ds.tokens[split.test].to(device), ds.labels[split.test].to(device)
-
-    model = trainable_module(cfg, resume.weights).to(device)
-    names = trainable_names(cfg)
-    params = [model.w(n) for n in names]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
-    _load_adam_state(optimizer, names, resume.adam, device)
-    grad_filter = GradFilter(cfg.grokfast, cfg.grokfast_alpha, cfg.grokfast_lamb, cfg.grokfast_window,
-                             {k: v.to(device) for k, v in resume.grad_filter.items()})
-
-    # Metrics after the resumed step were logged by the interrupted process; they are
-    # recomputed identically below, so drop them rather than keep duplicates.
-    store.truncate_metrics(run_path, start)
-
-    ckpts = set(checkpoint_steps(cfg))
-    end = cfg.epochs if stop_after is None else min(cfg.epochs, max(stop_after, start))
-    session = {"device": str(device), "start_step": start, "started": datetime.now(UTC).isoformat(timespec="seconds")}
-    prov["sessions"].append(session)  # recorded now, so a killed session still shows
-    store.write_provenance(handle, prov)
-    t0 = time.perf_counter()
-    bar = monitor.bar(cfg.epochs, handle.name, unit="ep", initial=start)
-    watch = _ForecastWatch(handle, cfg) if bar.shown else None
-
-    def record(step: int, train_logits: torch.Tensor) -> None:
-        train_loss, train_acc = _evaluate(model, x_train, y_train, train_logits)
-        test_loss, test_acc = _evaluate(model, x_test, y_test)
-        with torch.no_grad():
-            norm = sum(float(w.double().pow(2).sum()) for w in params)
-        row = {"step": step, "train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss,
-               "test_acc": test_acc, "weight_norm": norm, "lr": lr_at(cfg, step),
-               "wall_s": round(time.perf_counter() - t0, 3)}
-        store.append_metrics(run_path, row)
-        status = {"train": f"{train_loss:.2e}/{train_acc:.0%}", "test": f"{test_loss:.2e}/{test_acc:.0%}"}
-        if watch is not None:
-            status.update(watch.status(train_acc))
-        bar.status(**status)
-
-    def checkpoint(step: int) -> None:
-        weights_now = model.bridge_weights()
-        store.write_checkpoint(handle, step, weights_now)
-        store.write_state(run_path, store.ResumeState(step, weights_now, _adam_state(optimizer, names), torch.get_rng_state(),
-                                                      grad_filter.state_dict()))
-        if watch is not None:
-            watch.checkpoint(step)
-
-    step = start
-    try:
-        for step in range(start, end + 1):
-            is_eval = step % cfg.eval_every == 0 or step in ckpts or step == end
-            if step == cfg.epochs:  # the final weights: evaluate and save, no update
-                with torch.no_grad():
-                    record(step, model(x_train))
-                checkpoint(step)
-                break
-            logits = model(x_train)
-            if is_eval:
-                record(step, logits.detach())
-            if step in ckpts or step == end:
-                checkpoint(step)
-            if step == end:
-                break
-            loss = training_loss(cfg.loss, logits, y_train)
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"training loss became {loss.item()} at step {step}; lower lr and start a new run")
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(cfg, step)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            _transform_gradients(model, names, cfg, grad_filter)
-            optimizer.step()
-            bar.advance(1)
-    finally:
-        bar.close()
-        session.update(end_step=step, wall_s=round(time.perf_counter() - t0, 3))
-        prov["sessions"][-1] = session
-        store.write_provenance(handle, prov)
