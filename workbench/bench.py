@@ -1,9 +1,19 @@
 """Benchmarks (``make bench``): ratios measured side by side in one process, printed as a table.
 
 Sections:
-    train   ms per full-batch epoch at the nanda2023 configuration, (a) the workbench trainer
-            vs (b) the same AdamW step written directly on a TransformerLens TransformerBridge,
-            alternated round by round so machine noise hits both alike. Target (a) <= 0.55 (b).
+    train   the training step, side by side in one process (rounds alternated, so machine noise
+            hits both alike): (a) the step the trainers took before the table-lookup step (the
+            plain forward, `FastTransformer`, and per-tensor `torch.optim.AdamW`) against (b) the
+            step they take now (`workbench.training.step.GroupStep`: attention as lookups, AdamW
+            over one buffer), ms per full-batch epoch at the `fast` and `nanda2023` sizes (target
+            (b) <= 0.5 (a) at `fast`); the FLOPs (b) executes per second (`lookup.step_flops`)
+            beside the machine's measured single-precision matrix-product peak (target >= 40%);
+            and (c) the same AdamW step written directly on a TransformerLens TransformerBridge.
+    sweep   member-epochs per second of the `fast` preset's step in groups of 1, 4, 16, 64 (and
+            256 on a GPU), the plain stacked step with per-tensor AdamW against the new step, side
+            by side (target >= 2x); the same through `train_group` with its checkpoints and metrics;
+            the fast preset's memorisation and grok steps alone and inside a group; sweep probing's
+            seconds and peak memory for 2 and 6 members.
     probe   the grid activations by each engine (factored, FastTransformer, bridge), alternated;
             then the full probe suite at p = 113 (the canonical model) on synthetic runs of 50 and
             200 checkpoints, each probed in a fresh process: seconds per checkpoint (target
@@ -16,12 +26,10 @@ Sections:
             (one thread) at the fast preset's sizes (target <= 3) and at nanda2023's; the
             speed-up of 2 worker processes over 1 on the same checkpoints, side by side; and
             the whole fast run's λ̂ curve (every checkpoint, 2 workers; target <= 5 minutes).
-    sweep   batched training: member-epochs per second of the fast preset in groups of 1, 4, 16
-            and 64 against the same 16 configs trained one after another (target >= 3x at 16);
-            the fast preset's memorisation and grok steps alone and inside a group; sweep
-            probing's seconds and peak memory for 2 and 6 members.
 
-Results are printed as Markdown tables and written to ``docs/results/bench-<section>.md``, each
+``--device cuda`` (``make bench DEVICE=cuda``) runs the train and sweep sections on the GPU and
+writes ``bench-<section>-cuda.md``. Results are printed as Markdown tables and written to
+``docs/results/bench-<section>.md``, each
 headed by when, on which commit and on which machine it was measured (`provenance_header`): the
 docs site shows them as they were last measured, and docstrings cite those pages instead of
 copying numbers.
@@ -49,22 +57,24 @@ from probes.llc import by_step
 from probes.outcome import outcome
 from workbench import store
 from workbench.config import load_config
+from workbench.errors import UsageError
 from workbench.model import (
     FastTransformer,
     bridge_activations,
     build_bridge,
     factored_grid_activations,
     initial_weights,
+    trainable_names,
 )
 from workbench.probing import GridEvaluator, llc_line
 from workbench.tasks import grid_tokens, make_dataset, make_split
-from workbench.training import start_run, train_group
+from workbench.training import Batch, GroupStep, pick_device, stacked_forward, start_run, step_flops, train_group
 
 SOURCE = Path(__file__).resolve().parents[1]
 RESULTS = SOURCE / "docs" / "results"
 
 
-def provenance_header(section: str) -> str:
+def provenance_header(section: str, device: torch.device | None = None) -> str:
     """The lines that head a results page: the command, the date, the commit and the machine."""
     import platform
     import subprocess
@@ -88,10 +98,13 @@ def provenance_header(section: str) -> str:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (f"# Benchmark: {section}\n\n"
-            f"Written by `make bench` (`python -m workbench.bench --only {section}`); do not edit by hand.\n\n"
+            f"Written by `make bench` (`python -m workbench.bench --only {section}"
+            f"{' --device cuda' if device is not None and device.type == 'cuda' else ''}`); do not edit by hand.\n\n"
             f"- measured: {datetime.now(UTC).isoformat(timespec='seconds')}\n- commit: {commit}\n"
             f"- machine: {cpu}, {cores} cores, {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()}, torch {torch.__version__}\n\n")
+            f"Python {platform.python_version()}, torch {torch.__version__}"
+            + (f"; GPU {torch.cuda.get_device_name(device)}" if device is not None and device.type == "cuda" else "")
+            + "\n\n")
 
 
 def _table(title: str, rows: list[tuple[str, str]]) -> str:
@@ -101,47 +114,146 @@ def _table(title: str, rows: list[tuple[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def bench_train(rounds: int = 7, epochs_per_round: int = 5) -> str:
-    cfg = load_config("nanda2023")
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _alternate(variants: dict, device: torch.device, rounds: int, reps: int) -> dict[str, float]:
+    """Median ms per call of each variant, the variants alternated round by round after one
+    warm-up round (so that a slow spell of the machine hits them alike)."""
+    for fn in variants.values():
+        for _ in range(2):
+            fn()
+    _sync(device)
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                fn()
+            _sync(device)
+            times[name].append((time.perf_counter() - t0) / reps * 1000)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def matmul_peak(device: torch.device, rounds: int = 7) -> float:
+    """GFLOP/s of a large single-precision matrix product (2n^3 FLOPs; n = 2048 on a CPU, 8192 on
+    a GPU): the median of ``rounds``, what the machine's BLAS reaches (the reference for a step's
+    FLOP rate)."""
+    n = 8192 if device.type == "cuda" else 2048
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    ms = _alternate({"mm": lambda: a @ b}, device, rounds, 3)["mm"]
+    return 2 * n**3 / (ms / 1000) / 1e9
+
+
+def _train_set(cfg, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The preset's training inputs [n, 3] and labels [n], on ``device``."""
     ds = make_dataset(cfg.operation, cfg.p)
     split = make_split(ds.n_examples, cfg.frac_train, cfg.split_seed, cfg.split_rule)
-    x, y = ds.tokens[split.train], ds.labels[split.train]
-    weights = initial_weights(cfg)
+    return ds.tokens[split.train].to(device), ds.labels[split.train].to(device)
 
-    fast = FastTransformer(cfg, weights)
-    bridge = build_bridge(cfg, weights)
-    bridge.train()
-    opts = {
-        "workbench": torch.optim.AdamW(fast.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay),
-        "bridge": torch.optim.AdamW(bridge.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay),
-    }
-    forwards = {"workbench": lambda: fast(x), "bridge": lambda: bridge(x)[:, -1]}
 
-    def epoch(name: str) -> None:
-        loss = F.cross_entropy(forwards[name]().double(), y)
-        opts[name].zero_grad(set_to_none=True)
+class PlainStep:
+    """The step the trainers took before the table-lookup step, as it was: the plain forward (one
+    member: `FastTransformer`, whose ``forward`` the solo trainer ran; more: `stacked_forward`, the
+    batched trainer's), the float64 ``F.cross_entropy`` and AdamW tensor by tensor
+    (`torch.optim.AdamW`'s default on CPU; the batched trainer's own AdamW made the same per-tensor
+    operations), every trainable weight updated."""
+
+    def __init__(self, cfg, members: int, device: torch.device):
+        self.cfg, self.members = cfg, members
+        x, y = _train_set(cfg, device)
+        weights = initial_weights(cfg)
+        if members == 1:
+            self.module = FastTransformer(cfg, weights).to(device)
+            params = [self.module.w(n) for n in trainable_names(cfg)]
+            self.tokens, self.labels = x, y
+        else:
+            self.w = {n: weights[n].to(device).unsqueeze(0).repeat(members, *[1] * weights[n].dim()) for n in weights}
+            params = [self.w[n].requires_grad_() for n in trainable_names(cfg)]
+            self.tokens, self.labels = x.expand(members, -1, -1), y.expand(members, -1)
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
+                                           foreach=False)
+
+    def __call__(self) -> None:
+        if self.members == 1:
+            logits = self.module(self.tokens)
+            loss = F.cross_entropy(logits.double(), self.labels)
+        else:
+            logits = stacked_forward(self.cfg, self.w, self.tokens)
+            per = F.cross_entropy(logits.double().reshape(-1, logits.shape[-1]), self.labels.reshape(-1), reduction="none")
+            loss = per.view(self.members, -1).mean(1).sum()
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        opts[name].step()
+        self.optimizer.step()
 
-    for name in forwards:  # warm-up
-        for _ in range(2):
-            epoch(name)
-    times: dict[str, list[float]] = {name: [] for name in forwards}
-    for _ in range(rounds):
-        for name in forwards:
-            t0 = time.perf_counter()
-            for _ in range(epochs_per_round):
-                epoch(name)
-            times[name].append((time.perf_counter() - t0) / epochs_per_round * 1000)
-    a, b = statistics.median(times["workbench"]), statistics.median(times["bridge"])
-    rows = [
-        ("configuration", f"nanda2023: p={cfg.p}, {len(x)} train examples, d_model {cfg.d_model}, d_mlp {cfg.d_mlp}"),
-        ("threads", str(torch.get_num_threads())),
-        ("(a) workbench trainer, ms/epoch (median)", f"{a:.1f}"),
-        ("(b) TransformerBridge training, ms/epoch (median)", f"{b:.1f}"),
-        ("ratio (a)/(b) (target <= 0.55)", f"{a / b:.2f}"),
-    ]
+
+class LookupStep:
+    """The step the trainers take now (`workbench.training.step.GroupStep`), on ``members`` copies
+    of the preset's initial weights and training set."""
+
+    def __init__(self, cfg, members: int, device: torch.device):
+        x, y = _train_set(cfg, device)
+        self.model = GroupStep(cfg, [cfg] * members, [initial_weights(cfg)] * members, [{}] * members, [{}] * members,
+                               device)
+        self.batch = Batch([x] * members, [y] * members, len(x))
+        self.step = 100  # past the warm-up
+
+    def __call__(self) -> None:
+        self.model.update(self.batch.losses(self.model.logits(self.batch)), self.step)
+        self.step += 1
+
+
+def bench_train(device: torch.device, rounds: int = 7, epochs_per_round: int = 5) -> str:
+    peak = matmul_peak(device)
+    rows = [("device", _device_name(device)), ("threads", str(torch.get_num_threads())),
+            ("single-precision matrix product (n = 8192 on a GPU, 2048 on a CPU): GFLOP/s, the peak", f"{peak:.0f}")]
+    for preset in ("fast", "nanda2023"):
+        cfg = load_config(preset)
+        n = len(_train_set(cfg, torch.device("cpu"))[0])
+        variants = {"a": PlainStep(cfg, 1, device), "b": LookupStep(cfg, 1, device)}
+        if preset == "nanda2023":
+            variants["c"] = _bridge_step(cfg, device)
+        ms = _alternate(variants, device, rounds, epochs_per_round)
+        a, b = ms["a"], ms["b"]
+        flops_a, flops_b = step_flops(cfg, n, lookup=False), step_flops(cfg, n, lookup=True)
+        target = " (target <= 0.5)" if preset == "fast" else ""
+        rows += [
+            (f"{preset}: p={cfg.p}, {n} train inputs, d_model {cfg.d_model}, d_mlp {cfg.d_mlp}", ""),
+            (f"{preset}: (a) plain step, ms/epoch (median)", f"{a:.2f}"),
+            (f"{preset}: (b) table-lookup step, ms/epoch (median)", f"{b:.2f}"),
+            (f"{preset}: ratio (b)/(a){target}", f"{b / a:.2f}"),
+            (f"{preset}: (b) executes {flops_b / 1e6:.0f} MFLOP/epoch: GFLOP/s, % of peak (target >= 40%)",
+             f"{flops_b / (b / 1000) / 1e9:.0f}, {100 * flops_b / (b / 1000) / 1e9 / peak:.0f}%"),
+            (f"{preset}: (a) executes {flops_a / 1e6:.0f} MFLOP/epoch: GFLOP/s, % of peak",
+             f"{flops_a / (a / 1000) / 1e9:.0f}, {100 * flops_a / (a / 1000) / 1e9 / peak:.0f}%"),
+        ]
+        if "c" in ms:
+            rows.append((f"{preset}: (c) TransformerBridge training, ms/epoch; (a)/(c), (b)/(c)",
+                         f"{ms['c']:.1f}; {a / ms['c']:.2f}, {b / ms['c']:.2f}"))
     return _table("Training step, full batch", rows)
+
+
+def _bridge_step(cfg, device: torch.device):
+    """One AdamW step written directly on a TransformerLens TransformerBridge (all positions)."""
+    x, y = _train_set(cfg, device)
+    bridge = build_bridge(cfg, initial_weights(cfg)).to(device)
+    bridge.train()
+    opt = torch.optim.AdamW(bridge.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+
+    def step() -> None:
+        loss = F.cross_entropy(bridge(x)[:, -1].double(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (cuda)"
+    return "cpu"
 
 
 def bench_preset() -> str:
@@ -322,46 +434,57 @@ def _probe_rss(definition: Path, root: Path, name: str) -> tuple[float, float]:
     return seconds, max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
 
 
-def bench_sweep(epochs: int = 200, sizes: tuple[int, ...] = (1, 4, 16, 64)) -> str:
-    """Batched training throughput (members of the fast preset, member-epochs per second) in
-    groups of 1, 4, 16, 64 against the same 16 configs trained one after another by the solo
-    trainer in this process; the fast preset's memorisation and grok steps alone and in a group;
-    and sweep probing: seconds per member and peak memory for sweeps of 2 and 6 members."""
+def bench_sweep(device: torch.device, epochs: int = 200) -> str:
+    """Batched training throughput of the fast preset (member-epochs per second): the plain stacked
+    step against the table-lookup step in groups of 1, 4, 16, 64 (and 256 on a GPU), side by side;
+    then whole groups through `train_group` (checkpoints and metrics written) against the same 16
+    configs trained one after another; the fast preset's memorisation and grok steps alone and in
+    a group; and sweep probing: seconds per member and peak memory for sweeps of 2 and 6 members."""
 
-    rows = []
+    cfg = load_config("fast")
+    sizes = (1, 4, 16, 64, 256) if device.type == "cuda" else (1, 4, 16, 64)
+    rows = [("device", _device_name(device))]
+    for size in sizes:
+        reps = max(1, 16 // size)
+        ms = _alternate({"plain": PlainStep(cfg, size, device), "lookup": LookupStep(cfg, size, device)}, device, 5, reps)
+        old, new = size * 1000 / ms["plain"], size * 1000 / ms["lookup"]
+        rows.append((f"group of {size}: member-epochs/s, plain step / lookup step (ratio, target >= 2x)",
+                     f"{old:.0f} / {new:.0f} ({new / old:.2f}x)"))
     common = {"epochs": epochs, "ckpt_every": 100, "ckpt_log": 0}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         solo = _sweep_members(root, "solo", 16, common)
         t0 = time.perf_counter()
         for run in solo:
-            workbench.train(run.name, device="cpu", progress=False, root=root)
+            workbench.train(run.name, device=str(device), progress=False, root=root)
         solo_rate = 16 * epochs / (time.perf_counter() - t0)
-        rows.append(("16 members one after another (solo trainer): member-epochs/s", f"{solo_rate:.1f}"))
+        rows.append(("train_group, checkpoints and metrics written: 16 members one after another, member-epochs/s",
+                     f"{solo_rate:.1f}"))
         for size in sizes:
             group = _sweep_members(root, f"g{size}", size, common)
             t0 = time.perf_counter()
-            train_group(group)
+            train_group(group, device=device)
             rate = size * epochs / (time.perf_counter() - t0)
-            target = " (target >= 3x)" if size == 16 else ""
-            rows.append((f"group of {size}: member-epochs/s (ratio to solo{target})", f"{rate:.1f} ({rate / solo_rate:.2f}x)"))
+            rows.append((f"train_group, group of {size}: member-epochs/s (ratio to one after another)",
+                         f"{rate:.1f} ({rate / solo_rate:.2f}x)"))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        alone = workbench.train("alone", "fast", device="cpu", progress=False, root=root)
+        alone = workbench.train("alone", "fast", device=str(device), progress=False, root=root)
         group = _sweep_members(root, "grouped", 4, {})
-        train_group(group)
+        train_group(group, device=device)
         a, g = outcome(alone.metrics), outcome(store_run(group[0].path).metrics)
         rows.append(("fast preset alone: memorisation / grok step (train, test acc >= 99%)", f"{a['fit_step']} / {a['gen_step']}"))
         rows.append(("fast preset as member 0 of a group of 4: memorisation / grok step", f"{g['fit_step']} / {g['gen_step']}"))
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        for count in (2, 6):
-            definition = root / f"m{count}.toml"
-            definition.write_text('base = "smoke"\n[set]\nepochs = 300\n'
-                                  f"[axes]\nmodel_seed = {{ range = [0, {count}] }}\n")
-            seconds, rss = _probe_rss(definition, root, f"m{count}")
-            rows.append((f"sweep of {count} smoke members, train + probe in one process: s / peak RSS MiB",
-                         f"{seconds:.1f} / {rss:.0f}"))
+    if device.type == "cpu":
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            for count in (2, 6):
+                definition = root / f"m{count}.toml"
+                definition.write_text('base = "smoke"\n[set]\nepochs = 300\n'
+                                      f"[axes]\nmodel_seed = {{ range = [0, {count}] }}\n")
+                seconds, rss = _probe_rss(definition, root, f"m{count}")
+                rows.append((f"sweep of {count} smoke members, train + probe in one process: s / peak RSS MiB",
+                             f"{seconds:.1f} / {rss:.0f}"))
     return _table("Sweeps: batched training and sweep probing", rows)
 
 
@@ -370,23 +493,38 @@ def store_run(path: Path):
 
 
 SECTIONS = {"train": bench_train, "probe": bench_probe, "preset": bench_preset, "llc": bench_llc, "sweep": bench_sweep}
+ON_DEVICE = ("train", "sweep")  # the sections that take --device (the others measure the CPU path)
 ALIASES = {"fast": "preset"}  # the section's name before it was renamed
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workbench.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}")
+    parser.add_argument("--only", default=None, help=f"comma-separated sections: {', '.join(SECTIONS)} "
+                        f"(default: all; on a GPU: {', '.join(ON_DEVICE)})")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda: where the train and sweep sections run")
+    parser.add_argument("--out", default=str(RESULTS), help="folder for the bench-<section>.md pages (default: docs/results)")
     args = parser.parse_args(argv)
-    names = [ALIASES.get(n.strip(), n.strip()) for n in args.only.split(",") if n.strip()]
-    unknown = [n for n in names if n not in SECTIONS]
-    if unknown:
-        print(f"error: unknown bench section(s) {', '.join(unknown)}; valid: {', '.join(SECTIONS)}", file=sys.stderr)
+    try:
+        device = torch.device(str(pick_device(args.device)))
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    default = ON_DEVICE if device.type == "cuda" else tuple(SECTIONS)
+    names = [ALIASES.get(n.strip(), n.strip()) for n in args.only.split(",") if n.strip()] if args.only else list(default)
+    unknown = [n for n in names if n not in SECTIONS]
+    off_device = [n for n in names if device.type == "cuda" and n not in ON_DEVICE]
+    if unknown or off_device:
+        valid = ", ".join(ON_DEVICE if off_device else SECTIONS)
+        print(f"error: unknown bench section(s) {', '.join(unknown or off_device)} for {device.type}; valid: {valid}",
+              file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = "-cuda" if device.type == "cuda" else ""
     for name in names:
-        text = SECTIONS[name]()
+        text = SECTIONS[name](device) if name in ON_DEVICE else SECTIONS[name]()
         print(text, flush=True)
-        (RESULTS / f"bench-{name}.md").write_text(provenance_header(name) + text)
+        (out / f"bench-{name}{suffix}.md").write_text(provenance_header(name, device) + text)
     return 0
 
 

@@ -64,24 +64,35 @@ def test_stacked_forward_equals_each_members_solo_forward():
 
 
 def test_member_trained_in_a_group_matches_the_same_config_trained_alone(runs_root):
-    """Weights within 1e-4 relative after 200 steps, for members that differ in every scalar a
-    group allows. (At lr 1e-4: at the presets' lr 1e-2 Adam's first steps amplify any rounding
-    difference, a solo run's own 1e-7 perturbation included, far past 1e-4 — see docs/results/sweeps.md.)"""
-    varied = [{"lr": 1e-4}, {"lr": 2e-4, "model_seed": 1, "split_seed": 3, "frac_train": 0.5, "weight_decay": 0.3},
-              {"lr": 1e-4, "init_scale": 0.5, "beta2": 0.99, "warmup_steps": 3, "label_noise": 0.1}]
-    common = {"epochs": 200, "ckpt_every": 100}
+    """At the preset's own lr (1e-2), for members that differ in every scalar a group allows: the
+    member whose training set is the group's largest (no padding) is bit-identical to its solo run
+    at every checkpoint; a padded member (its reductions over inputs run over the padded length, in
+    another order) is bit-identical after the first update and within 1e-6 relative for its first
+    10 steps, then Adam amplifies the rounding as it amplifies any 1e-7 difference at this lr
+    (to 1e-2 within tens of steps: docs/results/sweeps.md). A solo run is a group of one: the
+    step is the same code per member."""
+    varied = [{}, {"lr": 3e-3, "model_seed": 1, "split_seed": 3, "frac_train": 0.5, "weight_decay": 0.3},
+              {"init_scale": 0.5, "beta2": 0.99, "warmup_steps": 3, "label_noise": 0.1}]
+    common = {"epochs": 200, "ckpt_every": 50, "ckpt_log": 8}
     group = [start_run(runs_root / f"g{i}", load_config("smoke", {**common, **v}))
              for i, v in enumerate(varied)]
+    largest = max(len(r.split.train) for r in group)
+    assert [len(r.split.train) == largest for r in group] == [False, True, False], "members 0 and 2 are padded"
     assert train_group(group) == {f"g{i}": "complete" for i in range(3)}
     for i, v in enumerate(varied):
         solo = workbench.train(f"s{i}", "smoke", {**common, **v}, device="cpu", progress=False, root=runs_root)
         g = store.open_run(runs_root / f"g{i}")
         assert g.steps == solo.steps and g.metrics.columns.tolist() == solo.metrics.columns.tolist()
         assert sorted(p.name for p in g.path.iterdir()) == sorted(p.name for p in solo.path.iterdir())
-        a, b = _weights_vector(g, 200), _weights_vector(solo, 200)
-        assert ((a - b).norm() / b.norm()).item() < 1e-4, i
-        torch.testing.assert_close(torch.tensor(g.metrics.train_loss.values), torch.tensor(solo.metrics.train_loss.values),
-                                   rtol=1e-4, atol=0)
+        for step in solo.steps:
+            a, b = _weights_vector(g, step), _weights_vector(solo, step)
+            if i == 1 or step <= 1:
+                assert torch.equal(a, b), (i, step)
+            elif step <= 10:
+                assert ((a - b).norm() / b.norm()).item() <= 1e-6, (i, step)
+        if i == 1:
+            torch.testing.assert_close(torch.tensor(g.metrics.train_loss.values),
+                                       torch.tensor(solo.metrics.train_loss.values), rtol=1e-12, atol=0)
     # the group's resume state is a solo run's: the solo trainer reads it and sees a finished run
     assert workbench.train("g1", device="cpu", progress=False, root=runs_root).is_complete
 

@@ -4,9 +4,10 @@ foreign formats published runs were saved in.
 * `build_bridge` / `load_bridge` — a TransformerLens 4.x ``TransformerBridge`` (``boot_native``)
   holding a checkpoint: the model every notebook and figure uses, with the usual hook names.
   ``bridge`` is the one module in the workbench that imports TransformerLens (a test enforces it).
-* `FastTransformer` — the trainer's module. Its parameters *are* the bridge's state dict (same
-  names, same shapes); its forward computes only the logits at ``=``, with the bridge's own
-  operations on those positions (equal to the bridge bit for bit, tested).
+* `FastTransformer` — the plain forward of one run. Its parameters *are* the bridge's state dict
+  (same names, same shapes); its forward computes only the logits at ``=``, with the bridge's own
+  operations on those positions (equal to the bridge bit for bit, tested). The training step's
+  forwards (`workbench.training.lookup`, `workbench.training.stacked`) are tested against it.
 * `factored_grid_activations` — a one-layer model's forward over the whole (a, b) grid, factored
   into per-token tables (equal to the bridge to float32 rounding, tested; its speed is in
   ``docs/results/bench.md``, measured by ``make bench``).
@@ -17,8 +18,8 @@ bias, attention scores scaled by 1/sqrt(d_head). An attention rate ``attn_rate``
 al. 2023) mixes every pattern with constant attention (`rated_pattern`).
 
 Modules: ``names`` (state-dict and hook names, shapes), ``architecture`` (context length,
-activations, the attention rate), ``bridge`` (TransformerLens), ``transformer`` (the trainer's
-module), ``factored`` (the factored grid forward), ``initialisation`` (step-0 weights by `init`
+activations, the attention rate), ``bridge`` (TransformerLens), ``transformer`` (the plain
+forward), ``factored`` (the factored grid forward), ``initialisation`` (step-0 weights by `init`
 rule), ``foreign`` (Nanda et al. 2023's and TransformerLens 2.x's formats: inits, reference
 forwards, conversions).
 """

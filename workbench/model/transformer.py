@@ -1,4 +1,8 @@
-"""The trainer's module: the bridge's parameters, a forward that computes only what the loss needs."""
+"""The plain forward of one run: the bridge's parameters, a forward that computes only the ``=`` position's logits.
+
+The probes' engine for deeper models and the llc probe's module; the training step's one-layer forward
+(`workbench.training.lookup`) and its stacked forward of deeper models (`workbench.training.stacked`)
+are tested against it."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from workbench.model.names import EMBED, POS_EMBED, UNEMBED, UNEMBED_BIAS, block
 
 
 class FastTransformer(nn.Module):
-    """Training view of the bridge's weights; ``forward`` returns the final-position logits.
+    """A module view of the bridge's weights; ``forward`` returns the final-position logits.
 
     Parameters are stored under the bridge state-dict names (dots replaced by ``__`` since
     ``nn.Module`` forbids dots); `bridge_weights` converts back. The unembedding bias is a

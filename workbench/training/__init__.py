@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from workbench.training.batched import group_configs, padding, train_group
 from workbench.training.device import pick_device
+from workbench.training.lookup import lookup_forward, step_flops, step_macs
 from workbench.training.schedule import checkpoint_steps
 from workbench.training.solo import TrainingFailed, train
 from workbench.training.stacked import stacked_forward
 from workbench.training.start import start_run
 from workbench.training.status import COMPLETE, FAILED, PENDING, STOPPED
 from workbench.training.status import kind as status_kind
+from workbench.training.step import Batch, GroupStep, MeanCrossEntropy
 from workbench.training.variants import GradFilter, orthogonal_grad, stablemax_cross_entropy, training_loss
 
-__all__ = ["start_run", "status_kind", "COMPLETE", "FAILED", "GradFilter", "PENDING", "STOPPED", "TrainingFailed", "checkpoint_steps", "group_configs", "orthogonal_grad", "padding", "pick_device", "stablemax_cross_entropy", "stacked_forward", "train", "train_group", "training_loss"]
+__all__ = ["Batch", "GroupStep", "MeanCrossEntropy", "lookup_forward", "step_flops", "step_macs", "start_run", "status_kind", "COMPLETE", "FAILED", "GradFilter", "PENDING", "STOPPED", "TrainingFailed", "checkpoint_steps", "group_configs", "orthogonal_grad", "padding", "pick_device", "stablemax_cross_entropy", "stacked_forward", "train", "train_group", "training_loss"]
