@@ -52,7 +52,9 @@ help:  ## list targets
 	@echo "make runs                           list runs;  make presets: show presets"
 	@echo "make test                           the test suite (what CI runs)"
 	@echo "make test-fast                      skip the slow end-to-end tests"
-	@echo "make bench                          benchmarks, printed and written to docs/results/bench-<section>.md"
+	@echo "make bench [ONLY=train,sweep] [DEVICE=cuda]"
+	@echo "                                    benchmarks, printed and written to docs/results/bench-<section>.md"
+	@echo "make gpu-check                      on a GPU machine: the GPU benchmarks and science checks in one script (minutes)"
 	@echo "make docs                           build the documentation site into site/ (open site/index.html)"
 
 setup: $(STAMP)
@@ -147,8 +149,9 @@ test-fast: setup
 lint: setup
 	$(PY) -m ruff check workbench probes tests
 
-bench: setup
-	$(PY) -m workbench.bench
+ONLY ?=
+bench: setup  ## DEVICE=cuda: the train and sweep sections on the GPU (bench-<section>-cuda.md)
+	$(PY) -m workbench.bench $(if $(filter-out auto,$(DEVICE)),--device $(DEVICE)) $(if $(ONLY),--only $(ONLY))
 
 # needs the `docs` extra (mkdocs-material, mkdocstrings-python); the site works from file://
 docs: setup

@@ -68,7 +68,16 @@ from workbench.model import (
 )
 from workbench.probing import GridEvaluator, llc_line
 from workbench.tasks import grid_tokens, make_dataset, make_split
-from workbench.training import Batch, GroupStep, pick_device, stacked_forward, start_run, step_flops, train_group
+from workbench.training import (
+    Batch,
+    GroupStep,
+    lookup_forward,
+    pick_device,
+    stacked_forward,
+    start_run,
+    step_flops,
+    train_group,
+)
 
 SOURCE = Path(__file__).resolve().parents[1]
 RESULTS = SOURCE / "docs" / "results"
@@ -205,15 +214,16 @@ class LookupStep:
         self.step += 1
 
 
-def bench_train(device: torch.device, rounds: int = 7, epochs_per_round: int = 5) -> str:
-    peak = matmul_peak(device)
+def bench_train(device: torch.device, small: bool = False) -> str:
+    rounds, epochs_per_round = (2, 1) if small else (7, 5)
+    peak = matmul_peak(device, rounds)
     rows = [("device", _device_name(device)), ("threads", str(torch.get_num_threads())),
             ("single-precision matrix product (n = 8192 on a GPU, 2048 on a CPU): GFLOP/s, the peak", f"{peak:.0f}")]
-    for preset in ("fast", "nanda2023"):
+    for preset in ("smoke",) if small else ("fast", "nanda2023"):
         cfg = load_config(preset)
         n = len(_train_set(cfg, torch.device("cpu"))[0])
         variants = {"a": PlainStep(cfg, 1, device), "b": LookupStep(cfg, 1, device)}
-        if preset == "nanda2023":
+        if preset in ("nanda2023", "smoke"):
             variants["c"] = _bridge_step(cfg, device)
         ms = _alternate(variants, device, rounds, epochs_per_round)
         a, b = ms["a"], ms["b"]
@@ -415,8 +425,8 @@ def bench_llc() -> str:
     return _table("Local learning coefficient (llc probe)", rows)
 
 
-def _sweep_members(root: Path, name: str, count: int, overrides: dict) -> list:
-    return [start_run(root / f"{name}-{i}", load_config("fast", {**overrides, "model_seed": i, "split_seed": i}))
+def _sweep_members(root: Path, name: str, count: int, overrides: dict, preset: str = "fast") -> list:
+    return [start_run(root / f"{name}-{i}", load_config(preset, {**overrides, "model_seed": i, "split_seed": i}))
             for i in range(count)]
 
 
@@ -434,34 +444,36 @@ def _probe_rss(definition: Path, root: Path, name: str) -> tuple[float, float]:
     return seconds, max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
 
 
-def bench_sweep(device: torch.device, epochs: int = 200) -> str:
+def bench_sweep(device: torch.device, small: bool = False) -> str:
     """Batched training throughput of the fast preset (member-epochs per second): the plain stacked
     step against the table-lookup step in groups of 1, 4, 16, 64 (and 256 on a GPU), side by side;
     then whole groups through `train_group` (checkpoints and metrics written) against the same 16
     configs trained one after another; the fast preset's memorisation and grok steps alone and in
     a group; and sweep probing: seconds per member and peak memory for sweeps of 2 and 6 members."""
 
-    cfg = load_config("fast")
-    sizes = (1, 4, 16, 64, 256) if device.type == "cuda" else (1, 4, 16, 64)
+    preset, epochs, n_solo = ("smoke", 20, 2) if small else ("fast", 200, 16)
+    cfg = load_config(preset)
+    sizes = (1, 2) if small else (1, 4, 16, 64, 256) if device.type == "cuda" else (1, 4, 16, 64)
     rows = [("device", _device_name(device))]
     for size in sizes:
         reps = max(1, 16 // size)
-        ms = _alternate({"plain": PlainStep(cfg, size, device), "lookup": LookupStep(cfg, size, device)}, device, 5, reps)
+        ms = _alternate({"plain": PlainStep(cfg, size, device), "lookup": LookupStep(cfg, size, device)}, device,
+                        2 if small else 5, reps)
         old, new = size * 1000 / ms["plain"], size * 1000 / ms["lookup"]
         rows.append((f"group of {size}: member-epochs/s, plain step / lookup step (ratio, target >= 2x)",
                      f"{old:.0f} / {new:.0f} ({new / old:.2f}x)"))
     common = {"epochs": epochs, "ckpt_every": 100, "ckpt_log": 0}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        solo = _sweep_members(root, "solo", 16, common)
+        solo = _sweep_members(root, "solo", n_solo, common, preset)
         t0 = time.perf_counter()
         for run in solo:
             workbench.train(run.name, device=str(device), progress=False, root=root)
-        solo_rate = 16 * epochs / (time.perf_counter() - t0)
-        rows.append(("train_group, checkpoints and metrics written: 16 members one after another, member-epochs/s",
+        solo_rate = n_solo * epochs / (time.perf_counter() - t0)
+        rows.append((f"train_group, checkpoints and metrics written: {n_solo} members one after another, member-epochs/s",
                      f"{solo_rate:.1f}"))
         for size in sizes:
-            group = _sweep_members(root, f"g{size}", size, common)
+            group = _sweep_members(root, f"g{size}", size, common, preset)
             t0 = time.perf_counter()
             train_group(group, device=device)
             rate = size * epochs / (time.perf_counter() - t0)
@@ -469,13 +481,13 @@ def bench_sweep(device: torch.device, epochs: int = 200) -> str:
                          f"{rate:.1f} ({rate / solo_rate:.2f}x)"))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        alone = workbench.train("alone", "fast", device=str(device), progress=False, root=root)
-        group = _sweep_members(root, "grouped", 4, {})
+        alone = workbench.train("alone", preset, device=str(device), progress=False, root=root)
+        group = _sweep_members(root, "grouped", 4, {}, preset)
         train_group(group, device=device)
         a, g = outcome(alone.metrics), outcome(store_run(group[0].path).metrics)
-        rows.append(("fast preset alone: memorisation / grok step (train, test acc >= 99%)", f"{a['fit_step']} / {a['gen_step']}"))
-        rows.append(("fast preset as member 0 of a group of 4: memorisation / grok step", f"{g['fit_step']} / {g['gen_step']}"))
-    if device.type == "cpu":
+        rows.append((f"{preset} preset alone: memorisation / grok step (train, test acc >= 99%)", f"{a['fit_step']} / {a['gen_step']}"))
+        rows.append((f"{preset} preset as member 0 of a group of 4: memorisation / grok step", f"{g['fit_step']} / {g['gen_step']}"))
+    if device.type == "cpu" and not small:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             for count in (2, 6):
@@ -488,12 +500,83 @@ def bench_sweep(device: torch.device, epochs: int = 200) -> str:
     return _table("Sweeps: batched training and sweep probing", rows)
 
 
+SEEDS_SPREAD = (1_030, 2_880)  # the `fast` preset's grok step over model and split seeds 0-7 (docs/results/sweeps.md)
+
+
+def bench_science(device: torch.device, small: bool = False) -> str:
+    """The presets end to end on ``device``, with the training step's science checks (docs/model.md,
+    the trainer): the memorisation and grok steps (the `fast` preset's against its seeds' spread);
+    a checkpoint reloaded into the TransformerLens bridge (on the CPU) against the training model on
+    ``device``, on all p^2 inputs (bound: 1e-5 of the largest logit); a member trained in a group of
+    3 on ``device`` against its solo run; and the probes over the trained run's checkpoints.
+    ``small``: the smoke preset only (the check of this section itself, on any machine)."""
+    rows = [("device", _device_name(device))]
+    presets = ("smoke",) if small else ("fast", "nanda2023")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for preset in presets:
+            t0 = time.perf_counter()
+            run = workbench.train(preset, preset, device=str(device), progress=False, root=root)
+            wall = time.perf_counter() - t0
+            steps = outcome(run.metrics)
+            spread = (f" (seeds' spread {SEEDS_SPREAD[0]:,}-{SEEDS_SPREAD[1]:,}: "
+                      f"{'inside' if steps['gen_step'] and SEEDS_SPREAD[0] <= steps['gen_step'] <= SEEDS_SPREAD[1] else 'OUTSIDE'})"
+                      if preset == "fast" else "")
+            rows += [(f"{preset}: {run.config.epochs} epochs, wall s (training loop s)",
+                      f"{wall:.1f} ({run.provenance['sessions'][-1]['wall_s']:.1f})"),
+                     (f"{preset}: memorisation / grok step (train, test acc >= 99%){spread}",
+                      f"{steps['fit_step']} / {steps['gen_step']}"),
+                     (f"{preset}: bridge (cpu) against the training model ({device.type}), max abs logit difference / "
+                      "largest logit, all p^2 inputs, first and last checkpoint (bound 1e-5)",
+                      ", ".join(f"{_bridge_gap(run, step, device):.1e}" for step in (run.steps[1], run.steps[-1])))]
+            t0 = time.perf_counter()
+            result = workbench.probe(run, progress=False)
+            rows.append((f"{preset}: probes over {len(run.steps)} checkpoints: s; key frequencies; phase steps",
+                         f"{time.perf_counter() - t0:.1f}; {result.key_frequencies['key_freqs']}; "
+                         + ", ".join(f"{k} {v}" for k, v in result.phases.steps.items())))
+        rows.append(_group_against_solo(root, "smoke" if small else "fast", device))
+    return _table("Science checks of the training step, end to end", rows)
+
+
+def _bridge_gap(run, step: int, device: torch.device) -> float:
+    """max |bridge logits - training-model logits| / max |logit| on all p^2 inputs: the bridge on
+    the CPU, the training forward (`lookup_forward`, or `stacked_forward` for a deeper model) on ``device``."""
+    tokens = run.dataset.tokens
+    weights = {k: v.unsqueeze(0).to(device) for k, v in run.weights(step).items()}
+    with torch.no_grad():
+        if run.config.n_layers == 1:
+            trained = lookup_forward(run.config, weights, tokens[None, :, 0].to(device), tokens[None, :, 1].to(device))
+        else:
+            trained = stacked_forward(run.config, weights, tokens[None].to(device))
+        reloaded = workbench.load_bridge(run, step)(tokens)[:, -1]
+    trained = trained[0].cpu()
+    return ((trained - reloaded).abs().max() / trained.abs().max().clamp(min=1.0)).item()
+
+
+def _group_against_solo(root: Path, preset: str, device: torch.device, epochs: int = 200) -> tuple[str, str]:
+    """Member 1 of a group of 3 (model seeds 0-2, training fractions 0.3, 0.5, 0.4: member 1 is not
+    padded) against its solo run: the relative weight difference at steps 10 and ``epochs``."""
+    common = {"epochs": epochs, "ckpt_every": 10, "ckpt_log": 0}
+    variants = [{"model_seed": 0, "frac_train": 0.3}, {"model_seed": 1, "frac_train": 0.5}, {"model_seed": 2, "frac_train": 0.4}]
+    group = [start_run(root / f"group-{i}", load_config(preset, {**common, **v})) for i, v in enumerate(variants)]
+    train_group(group, device=device)
+    solo = workbench.train("group-solo", preset, {**common, **variants[1]}, device=str(device), progress=False, root=root)
+
+    def gap(step: int) -> str:
+        a, b = group[1].weights(step), solo.weights(step)
+        va, vb = (torch.cat([w[k].flatten() for k in sorted(w)]) for w in (a, b))
+        return "identical" if torch.equal(va, vb) else f"{((va - vb).norm() / vb.norm()).item():.1e}"
+    return (f"{preset}: member 1 of a group of 3 against its solo run, relative weight difference at step 10, {epochs}",
+            f"{gap(10)}, {gap(epochs)}")
+
+
 def store_run(path: Path):
     return store.Run(path)
 
 
-SECTIONS = {"train": bench_train, "probe": bench_probe, "preset": bench_preset, "llc": bench_llc, "sweep": bench_sweep}
-ON_DEVICE = ("train", "sweep")  # the sections that take --device (the others measure the CPU path)
+SECTIONS = {"train": bench_train, "probe": bench_probe, "preset": bench_preset, "llc": bench_llc, "sweep": bench_sweep,
+            "science": bench_science}
+ON_DEVICE = ("train", "sweep", "science")  # the sections that take --device and --small (the others measure the CPU path)
 ALIASES = {"fast": "preset"}  # the section's name before it was renamed
 
 
@@ -503,16 +586,18 @@ def main(argv: list[str] | None = None) -> int:
                         f"(default: all; on a GPU: {', '.join(ON_DEVICE)})")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda: where the train and sweep sections run")
     parser.add_argument("--out", default=str(RESULTS), help="folder for the bench-<section>.md pages (default: docs/results)")
+    parser.add_argument("--small", action="store_true", help="the device sections at toy sizes, in seconds (a check of the "
+                        "benchmark itself, as the test suite runs it; its numbers mean nothing)")
     args = parser.parse_args(argv)
     try:
         device = torch.device(str(pick_device(args.device)))
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    default = ON_DEVICE if device.type == "cuda" else tuple(SECTIONS)
+    default = ON_DEVICE if device.type == "cuda" or args.small else tuple(SECTIONS)
     names = [ALIASES.get(n.strip(), n.strip()) for n in args.only.split(",") if n.strip()] if args.only else list(default)
     unknown = [n for n in names if n not in SECTIONS]
-    off_device = [n for n in names if device.type == "cuda" and n not in ON_DEVICE]
+    off_device = [n for n in names if (device.type == "cuda" or args.small) and n not in ON_DEVICE]
     if unknown or off_device:
         valid = ", ".join(ON_DEVICE if off_device else SECTIONS)
         print(f"error: unknown bench section(s) {', '.join(unknown or off_device)} for {device.type}; valid: {valid}",
@@ -522,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     suffix = "-cuda" if device.type == "cuda" else ""
     for name in names:
-        text = SECTIONS[name](device) if name in ON_DEVICE else SECTIONS[name]()
+        text = SECTIONS[name](device, args.small) if name in ON_DEVICE else SECTIONS[name]()
         print(text, flush=True)
         (out / f"bench-{name}{suffix}.md").write_text(provenance_header(name, device) + text)
     return 0
