@@ -16,7 +16,7 @@ SET ?=
 FROM_CHECKPOINT ?=
 TRAIN_ARGS = $(if $(PRESET),--preset $(PRESET)) --device $(DEVICE) $(if $(EPOCHS),epochs=$(EPOCHS)) $(if $(FROM_CHECKPOINT),--from-last-checkpoint) $(SET)
 
-.PHONY: help setup train probe report sweep import notebook demo test test-fast lint bench docs runs presets clean-venv forecast forecast-fit forecast-eval rff double-descent
+.PHONY: help setup train probe report sweep import notebook demo test test-fast lint bench gpu-check docs runs presets clean-venv forecast forecast-fit forecast-eval rff double-descent
 
 help:  ## list targets
 	@echo "make setup                          create .venv and install everything (idempotent)"
@@ -30,7 +30,7 @@ help:  ## list targets
 	@echo "make report RUN=name [SET=...] [ENGINE=...]"
 	@echo "                                    probe (cached, the run's current options) and write"
 	@echo "                                    checkpoints/<name>/report/index.html + PNG/SVG/PDF"
-	@echo "make sweep SWEEP=frac-wd|seeds|model-wise|sample-wise|variants|forecast-fit|forecast-heldout [EXECUTOR=local|ray] [WORKERS=N] [SET='epochs=1000 seeds=2']"
+	@echo "make sweep SWEEP=frac-wd|seeds|model-wise|sample-wise|variants|forecast-fit|forecast-heldout [EXECUTOR=local|ray] [SHARED_DISK=0] [WORKERS=N] [SET='epochs=1000 seeds=2']"
 	@echo "                                    train every member of a sweep in batched groups (resumable), probe them,"
 	@echo "                                    write checkpoints/<sweep>/sweep.csv (EXECUTOR=ray: \$$RAY_ADDRESS or a local Ray)"
 	@echo "make report SWEEP=name              checkpoints/<sweep>/report/index.html: phase diagram and sweep figures"
@@ -87,10 +87,11 @@ report: setup
 
 SWEEP ?=
 EXECUTOR ?= local
+SHARED_DISK ?=
 GROUP_SIZE ?=
 sweep: setup
 	@if [ -z "$(SWEEP)" ]; then echo "usage: make sweep SWEEP=<frac-wd|seeds|model-wise|...> [EXECUTOR=local|ray] [WORKERS=N] [GROUP_SIZE=8] [SET='epochs=1000 seeds=2']"; exit 2; fi
-	$(PY) -m workbench sweep $(SWEEP) --executor $(EXECUTOR) $(if $(WORKERS),--workers $(WORKERS)) $(if $(GROUP_SIZE),--group-size $(GROUP_SIZE)) $(SET)
+	$(PY) -m workbench sweep $(SWEEP) --executor $(EXECUTOR) $(if $(WORKERS),--workers $(WORKERS)) $(if $(GROUP_SIZE),--group-size $(GROUP_SIZE)) $(if $(filter 0 no false,$(SHARED_DISK)),--no-shared-disk) $(SET)
 
 PORT ?= 8888
 notebook: setup  ## JupyterLab on notebooks/ with the project's kernel; open the URL it prints
@@ -152,6 +153,9 @@ lint: setup
 ONLY ?=
 bench: setup  ## DEVICE=cuda: the train and sweep sections on the GPU (bench-<section>-cuda.md)
 	$(PY) -m workbench.bench $(if $(filter-out auto,$(DEVICE)),--device $(DEVICE)) $(if $(ONLY),--only $(ONLY))
+
+gpu-check:  ## on a GPU machine (make setup TORCH_SPEC=... first, or .whl/ from scripts/gpu-wheels): minutes
+	scripts/gpu-check
 
 # needs the `docs` extra (mkdocs-material, mkdocstrings-python); the site works from file://
 docs: setup

@@ -118,6 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="local: processes training groups and probing members")
     p.add_argument("--group-size", type=int, default=8, help="at most this many members train as one stacked model")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--no-shared-disk", action="store_true", help="ray: the cluster's nodes do not see this disk; each "
+                   "group's files travel to its task and back through Ray's object store")
     p.add_argument("--no-probe", action="store_true", help="train only")
     p.add_argument("--no-progress", action="store_true", help="no per-member lines")
     p.epilog = ("Overrides follow as key=value (a field for every member), key=v1,v2 (an axis) or seeds=N, "
@@ -253,7 +255,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     sweep = run_sweep(args.sweep, parse_overrides(args.overrides), root=runs_root(), executor=args.executor,
                       workers=args.workers, group_size=args.group_size, device=args.device,
                       probe=not args.no_probe, progress=False if args.no_progress else _console(args),
-                      sweep_name=args.name)
+                      sweep_name=args.name, shared_disk=not args.no_shared_disk)
     statuses = [status_kind(m["status"]) for m in sweep.members]
     print(f"sweep {sweep.name!r}: " + ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses)))
           + f"  -> {sweep.path}")

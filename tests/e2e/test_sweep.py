@@ -51,13 +51,18 @@ def test_ray_executor_and_worker_processes_write_the_same_run_directories_as_loc
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         on_ray = run_sweep(path, root=runs_root / "ray", executor="ray", probe=False, progress=False)
+        shipped = run_sweep(path, root=runs_root / "shipped", executor="ray", probe=False, progress=False, shared_disk=False)
     finally:
         ray.shutdown()
     processes = run_sweep(path, root=runs_root / "processes", workers=2, probe=False, progress=False)
     assert len(chunks(local, 8)) == 2 and [m["status"] for m in on_ray.members] == ["complete"] * 4
+    assert [m["status"] for m in shipped.members] == ["complete"] * 4
     for m in local.members:  # two groups (two widths), each trained by its own Ray task / worker process
         _same_run_files(local.path / m["name"], on_ray.path / m["name"])
         _same_run_files(local.path / m["name"], processes.path / m["name"])
+        _same_run_files(local.path / m["name"], shipped.path / m["name"])  # trained elsewhere, written back here
+        sessions = store.Run(shipped.path / m["name"]).provenance["sessions"]
+        assert len(sessions) == 1 and sessions[0]["ray_node"] and sessions[0]["end_step"] == 60
 
 
 @pytest.mark.slow

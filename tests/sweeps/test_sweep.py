@@ -153,7 +153,8 @@ def test_bad_executor_options_are_refused_before_the_sweep_is_written(runs_root,
     for extra, message in ((["--workers", "0"], "--workers must be at least 1"),
                            (["--group-size", "0"], "--group-size must be at least 1"),
                            (["--executor", "slurm"], "unknown executor 'slurm'"),
-                           (["--device", "tpu"], "unknown device 'tpu'")):
+                           (["--device", "tpu"], "unknown device 'tpu'"),
+                           (["--no-shared-disk"], "--no-shared-disk is for the ray executor")):
         assert main(["sweep", str(path), "--no-progress", *extra]) == 2
         assert message in capsys.readouterr().err
         assert not runs_root.exists() or not any(runs_root.iterdir())

@@ -1,10 +1,23 @@
-"""Training a sweep's members in groups: in this process, in worker processes (`workbench.pool`), or on Ray."""
+"""Training a sweep's members in groups: in this process, in worker processes (`workbench.pool`), or on Ray.
+
+On Ray, a group is one task. With a disk every node sees (the default), the task trains the
+members' directories in place. Without one (``shared_disk=False``: cloud or Kubernetes clusters),
+the driver holds the members' training locks, packs what resuming needs into Ray's object store
+(`workbench.store.pack_for_training`), and the task trains a copy in a folder of its own and
+returns every file it wrote, which the driver writes into the members' directories, the resume
+state last (`workbench.store.write_back`). A task whose node dies is retried (up to 3 times) on
+another node from the driver's files, which nothing touched; groups that finished before were
+written back and marked complete, and are not trained again. Each member's provenance records
+the host and Ray node each session ran on.
+"""
 
 from __future__ import annotations
 
 import math
 import os
+import tempfile
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 from workbench import store
@@ -38,22 +51,45 @@ def chunks(sweep: Sweep, group_size: int) -> list[list[str]]:
 
 
 def _train_chunk(paths: Sequence[str], device: str, threads: int | None = None,
-                 pad: tuple[int, int] | None = None) -> dict[str, str]:
+                 pad: tuple[int, int] | None = None, on_ray: bool = False) -> dict[str, str]:
     """Train one group's unfinished members (what a worker process or a Ray task runs; a Ray task
     sets its own thread count, the pool sets its workers')."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
-    return train_group([store.Run(Path(p)) for p in paths], device=device, pad=pad)
+    return train_group([store.Run(Path(p)) for p in paths], device=device, pad=pad, session=_ray_node() if on_ray else None)
 
 
-def check_options(executor: str, workers: int, group_size: int, device: str) -> str:
+def _train_shipped(packed: dict[str, dict[str, bytes]], device: str, threads: int, pad: tuple[int, int]
+                   ) -> tuple[dict[str, str], dict[str, dict[str, bytes]]]:
+    """A Ray task on a node that does not see the driver's disk: train a copy of the group's members
+    in a folder of its own; return their statuses and every file training wrote, by member."""
+    import torch
+
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory(prefix="workbench-group-") as tmp:
+        runs = [store.unpack(Path(tmp) / name, files) for name, files in packed.items()]
+        status = train_group(runs, device=device, pad=pad, session=_ray_node())
+        return status, {run.name: store.training_output(run) for run in runs}
+
+
+def _ray_node() -> dict[str, str]:
+    """The Ray node a task runs on, for the members' session records."""
+    import ray
+
+    return {"ray_node": ray.get_runtime_context().get_node_id()}
+
+
+def check_options(executor: str, workers: int, group_size: int, device: str, shared_disk: bool = True) -> str:
     """Refuse a bad executor, worker count, group size or device (before anything is written);
     returns the device to train on (``auto`` resolved)."""
 
     if executor not in EXECUTORS:
         raise UsageError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+    if not shared_disk and executor != "ray":
+        raise UsageError("--no-shared-disk is for the ray executor (local workers share this machine's disk); "
+                         "add --executor ray")
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
     if group_size < 1:
@@ -62,14 +98,16 @@ def check_options(executor: str, workers: int, group_size: int, device: str) -> 
 
 
 def train_sweep(sweep: Sweep, executor: str = "local", workers: int = 1, group_size: int = 8,
-                device: str = "cpu", progress: bool | Monitor = True) -> dict[str, str]:
+                device: str = "cpu", progress: bool | Monitor = True, shared_disk: bool = True) -> dict[str, str]:
     """Train every pending member in groups; record each group's outcome in the manifest as it ends.
     ``local``: in this process (``workers`` 1) or across ``workers`` processes (`workbench.pool`:
     its threads, Ctrl-C and worker-death policy); ``ray``: one Ray task per group, on
     ``$RAY_ADDRESS`` or a local Ray started for the call. A group that does not finish (a busy
     run, a damaged file, a worker that died) leaves its members pending, with a note naming why;
-    the other groups go on. ``progress``: a bar of members trained and a note per member."""
-    device = check_options(executor, workers, group_size, device)
+    the other groups go on. ``progress``: a bar of members trained and a note per member.
+    ``shared_disk=False`` (ray only): the members' files travel to the tasks and back through Ray's
+    object store (the module docstring)."""
+    device = check_options(executor, workers, group_size, device, shared_disk)
     monitor = resolve_monitor(progress)
     pending = {m["name"] for m in sweep.members if m["status"] == PENDING}
     groups, pads = [], []
@@ -98,7 +136,7 @@ def train_sweep(sweep: Sweep, executor: str = "local", workers: int = 1, group_s
 
     try:
         if executor == "ray":
-            _train_on_ray(paths, pads, device, finished, unfinished)
+            _train_on_ray(paths, pads, device, finished, unfinished, shared_disk)
         else:
             jobs = [(group, device, None, pad) for group, pad in zip(paths, pads, strict=True)]
             with run_jobs(_train_chunk, jobs, workers) as results:
@@ -112,8 +150,10 @@ def train_sweep(sweep: Sweep, executor: str = "local", workers: int = 1, group_s
     return done
 
 
-def _train_on_ray(paths: list[list[str]], pads: list[tuple[int, int]], device: str, finished, unfinished) -> None:
-    """One Ray task per group (1 CPU, or 1 GPU on cuda), on ``$RAY_ADDRESS`` or a local Ray."""
+def _train_on_ray(paths: list[list[str]], pads: list[tuple[int, int]], device: str, finished, unfinished,
+                  shared_disk: bool = True) -> None:
+    """One Ray task per group (1 CPU, or 1 GPU on cuda), on ``$RAY_ADDRESS`` or a local Ray; without
+    a shared disk, the members' files travel through the object store (the module docstring)."""
     try:
         import ray
     except ImportError:
@@ -125,19 +165,46 @@ def _train_on_ray(paths: list[list[str]], pads: list[tuple[int, int]], device: s
         ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
                  **({} if address else {"num_cpus": os.cpu_count() or 1}))
         started = True
+    gpu = 1 if device.startswith("cuda") else 0
+    inside = "cuda" if gpu else device  # Ray shows a task only its own GPU, as cuda:0
+    in_place = ray.remote(num_cpus=1, num_gpus=gpu, max_retries=3)(_train_chunk)
+    shipped = ray.remote(num_cpus=1, num_gpus=gpu, max_retries=3)(_train_shipped)
+    held: dict[int, ExitStack] = {}  # without a shared disk: the driver holds each shipped group's locks
     try:
-        gpu = 1 if device.startswith("cuda") else 0
-        task = ray.remote(num_cpus=1, num_gpus=gpu, max_retries=3)(_train_chunk)
-        inside = "cuda" if gpu else device  # Ray shows a task only its own GPU, as cuda:0
-        running = {task.remote(group, inside, 1, pad): group for group, pad in zip(paths, pads, strict=True)}
+        running = {}
+        for i, (group, pad) in enumerate(zip(paths, pads, strict=True)):
+            if shared_disk:
+                running[in_place.remote(group, inside, 1, pad, True)] = i
+                continue
+            locks = ExitStack()
+            try:
+                runs = [store.Run(Path(p)) for p in group]
+                for run in runs:
+                    locks.enter_context(store.training_lock(run))
+                packed = ray.put({run.name: store.pack_for_training(run) for run in runs})
+            except UsageError as exc:  # a busy member or an unreadable file: this group waits for a rerun
+                locks.close()
+                unfinished(group, str(exc))
+                continue
+            held[i] = locks
+            running[shipped.remote(packed, inside, 1, pad)] = i
         while running:
             ready, _ = ray.wait(list(running), num_returns=1)
-            ref = ready[0]
-            group = running.pop(ref)
+            i = running.pop(ready[0])
             try:
-                finished(ray.get(ref))
+                result = ray.get(ready[0])
+                if not shared_disk:
+                    result, outputs = result
+                    for p in paths[i]:
+                        store.write_back(store.Run(Path(p)), outputs[Path(p).name])
+                finished(result)
             except Exception as exc:  # a task that failed for good: its members stay pending for a rerun
-                unfinished(group, error_line(exc))
+                unfinished(paths[i], error_line(exc))
+            finally:
+                if i in held:
+                    held.pop(i).close()
     finally:
+        for locks in held.values():
+            locks.close()
         if started:
             ray.shutdown()

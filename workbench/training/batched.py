@@ -39,6 +39,7 @@ Example:
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -105,23 +106,26 @@ class Watch(Protocol):
 
 
 def train_group(runs: Sequence[store.Run], device: str | torch.device = "cpu", progress: bool | Monitor = False,
-                stop_after: int | None = None, pad: tuple[int, int] | None = None) -> dict[str, str]:
+                stop_after: int | None = None, pad: tuple[int, int] | None = None,
+                session: dict[str, str] | None = None) -> dict[str, str]:
     """Train existing runs that share a `group_key` together to completion (or to ``stop_after``,
     resumably). Returns ``{run name: "complete" | "stopped" | "failed: <why>"}``; a member
     already complete is left as it is. Holds every member's training lock. ``pad``: the set
     sizes to pad to (default `padding` of ``runs``). The padded size changes the order of the
     sums over inputs, so a group resumed with some members left out (finished or failed) passes
     the whole group's padding to stay bit-identical to an uninterrupted run. ``progress``: a bar
-    per stacked group (True, False or a `workbench.monitor.Monitor`)."""
+    per stacked group (True, False or a `workbench.monitor.Monitor`). ``session``: more fields for each
+    member's record of this training session in its provenance (where it ran: a Ray node)."""
     runs = list(runs)
     with ExitStack() as locks:
         for run in runs:
             locks.enter_context(store.training_lock(run))
-        return train_locked(runs, device, resolve_monitor(progress), stop_after, pad)
+        return train_locked(runs, device, resolve_monitor(progress), stop_after, pad, session=session)
 
 
 def train_locked(runs: Sequence[store.Run], device: str | torch.device, monitor: Monitor, stop_after: int | None = None,
-                 pad: tuple[int, int] | None = None, label: str | None = None, watch: Watch | None = None) -> dict[str, str]:
+                 pad: tuple[int, int] | None = None, label: str | None = None, watch: Watch | None = None,
+                 session: dict[str, str] | None = None) -> dict[str, str]:
     """`train_group`'s work, for a caller that already holds every member's training lock (the
     solo trainer). ``label`` names the progress bar (default "group of M"); ``watch`` is followed
     through training while a bar is shown (`Watch`)."""
@@ -143,13 +147,13 @@ def train_locked(runs: Sequence[store.Run], device: str | torch.device, monitor:
             pending.setdefault(key, []).append((run, state))
     pad = pad or padding(runs)
     for key in sorted(pending, key=lambda k: (k[0], k[1], str(k[2]))):
-        status.update(_train_stacked(pending[key], device, monitor, stop_after, pad, label, watch))
+        status.update(_train_stacked(pending[key], device, monitor, stop_after, pad, label, watch, session or {}))
     return {r.name: status[r.name] for r in runs}
 
 
 def _train_stacked(runs: list[tuple[store.Run, store.ResumeState]], device: torch.device, monitor: Monitor,
-                   stop_after: int | None, pad: tuple[int, int], label: str | None, watch: Watch | None
-                   ) -> dict[str, str]:
+                   stop_after: int | None, pad: tuple[int, int], label: str | None, watch: Watch | None,
+                   where: dict[str, str]) -> dict[str, str]:
     members = [_Member(run, state, device) for run, state in runs]
     cfg0 = members[0].cfg
     start = members[0].state.step
@@ -166,8 +170,8 @@ def _train_stacked(runs: list[tuple[store.Run, store.ResumeState]], device: torc
     sessions = []
     for m in members:
         prov = m.run.provenance
-        prov["sessions"].append({"device": str(device), "start_step": start, "group": len(members),
-                                 "started": datetime.now(UTC).isoformat(timespec="seconds")})
+        prov["sessions"].append({"device": str(device), "start_step": start, "group": len(members), "host": socket.gethostname(),
+                                 "started": datetime.now(UTC).isoformat(timespec="seconds"), **where})
         store.write_provenance(m.run, prov)  # recorded now, so a killed session still shows
         sessions.append(prov)
     status: dict[str, str] = {}
