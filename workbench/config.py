@@ -17,6 +17,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -89,6 +91,14 @@ class RunConfig:
     ckpt_log: int = 0  # plus this many log-spaced checkpoints over [1, epochs]
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # NaN passes every comparison below and inf most: refuse both first
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UsageError(f"{f.name} must be a finite number, got {value}")
+            if f.type == "int" and isinstance(value, int) and not isinstance(value, bool) \
+                    and abs(value) > LIMITS.get(f.name, MAX_NUMBER):
+                raise UsageError(f"{f.name}={value} is beyond what any run here can use (at most "
+                                 f"{LIMITS.get(f.name, MAX_NUMBER):,}); give a smaller value")
         check_task(self.operation, self.p)
         if not 0.0 < self.frac_train < 1.0:
             raise UsageError(f"frac_train must lie strictly between 0 and 1, got {self.frac_train}")
@@ -133,7 +143,14 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
+# Hard ceilings, far past anything a run here can train, so that an absurd number is refused at
+# once; whether a config fits this machine is checked against its memory and disk before anything
+# is allocated or written (`workbench.training.budget`).
+MAX_NUMBER = 10**9
+LIMITS = {"n_layers": 1_000, "n_heads": 10_000, "p": 1_000_003, "d_model": 10**7, "d_head": 10**7, "d_mlp": 10**8}
+
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+_KIND_WORDS = {int: "a whole number", float: "a finite number", str: "text", bool: "true or false"}
 FIELD_TYPES: dict[str, type] = {f.name: _TYPES[str(f.type)] for f in fields(RunConfig)}
 
 
@@ -153,12 +170,19 @@ def coerce(key: str, value: Any) -> Any:
             raise ValueError(text)
         if kind is int:
             as_float = float(text)
-            if as_float != int(as_float):
+            if not math.isfinite(as_float) or as_float != int(as_float):
                 raise ValueError(text)
             return int(as_float)
+        if kind is float:
+            number = float(text)
+            if not math.isfinite(number):
+                raise UsageError(f"{key} must be a finite number, got {value!r}")
+            return number
         return kind(text)
-    except ValueError:
-        raise UsageError(f"{key} must be a {kind.__name__}, got {value!r}") from None
+    except (ValueError, OverflowError) as exc:
+        if isinstance(exc, UsageError):
+            raise
+        raise UsageError(f"{key} must be {_KIND_WORDS[kind]}, got {value!r}") from None
 
 
 def from_dict(values: Mapping[str, Any]) -> RunConfig:
@@ -185,14 +209,34 @@ def read_preset(name: str) -> dict[str, Any]:
 
 
 def parse_overrides(items: list[str]) -> dict[str, str]:
-    """``["lr=1e-3", "p=97"]`` -> ``{"lr": "1e-3", "p": "97"}``; values are coerced later."""
+    """``["lr=1e-3", "p=97"]`` -> ``{"lr": "1e-3", "p": "97"}``; values are coerced later. A key
+    given twice is refused (which one was meant?)."""
     out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"override {item!r} is not of the form key=value (e.g. lr=1e-3)")
+        if key.strip() in out:
+            raise UsageError(f"{key.strip()} is given twice ({key.strip()}={out[key.strip()]} and {item}); give it once")
         out[key.strip()] = value.strip()
     return out
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    """The fields in a ``.toml`` or ``.json`` config file; one `UsageError` line if it cannot be read."""
+    try:
+        if path.suffix == ".toml":
+            with path.open("rb") as f:
+                values = tomllib.load(f)
+        else:
+            values = json.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path} is not valid {path.suffix[1:].upper()}: {str(exc).splitlines()[0]}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not isinstance(values, dict):
+        raise UsageError(f"{path} holds no table of config fields (got {type(values).__name__})")
+    return values
 
 
 def load_config(
@@ -213,13 +257,7 @@ def load_config(
     else:
         path = Path(source)
         if path.suffix in (".toml", ".json") and path.is_file():
-            if path.suffix == ".toml":
-                with path.open("rb") as f:
-                    base = tomllib.load(f)
-            else:
-                import json
-
-                base = json.loads(path.read_text())
+            base = _read_config_file(path)
         else:
             base = read_preset(str(source))
     return from_dict({**base, **(overrides or {})})

@@ -32,7 +32,7 @@ def create_run(path: Path, cfg: RunConfig, provenance: dict[str, Any], split: Sp
         files.write_json(tmp / PROVENANCE, provenance)
         noisy = {} if split.train_labels is None else {"train_labels": split.train_labels}
         write_tensors(tmp / SPLIT, {"train": split.train, "test": split.test, **noisy})
-        write_state(tmp, state)
+        write_state(Run(tmp), state)
         if fill is not None:
             fill(Run(tmp))
         try:

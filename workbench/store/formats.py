@@ -48,9 +48,16 @@ def _load_tensors(path: Path, advice: str) -> dict[str, torch.Tensor]:
         raise DamagedFile(f"{path} is damaged (unreadable safetensors: {_first_line(exc)}); {advice}") from None
 
 
-def _metadata(path: Path, key: str) -> str:
+_MISSING = object()
+
+
+def _metadata(path: Path, key: str, default: Any = _MISSING) -> str:
+    """A safetensors file's metadata entry ``key`` (``default`` where it has none; else KeyError)."""
     with safe_open(path, "pt") as f:
-        return f.metadata()[key]
+        meta = f.metadata() or {}
+    if key not in meta and default is not _MISSING:
+        return default
+    return meta[key]
 
 
 # ------------------------------------------------------------------------------- basic files

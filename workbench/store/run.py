@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -46,6 +47,15 @@ from workbench.store.layout import (
     step_filename,
 )
 from workbench.tasks import Dataset, Split, make_dataset
+
+
+def run_identity(cfg: RunConfig, split: Split) -> str:
+    """blake2b (128 bits) of the config's fields and the split's indices (and noisy labels): two
+    runs share it exactly when they train the same model on the same data from the same start."""
+    digest = hashlib.blake2b(json.dumps(cfg.to_dict(), sort_keys=True).encode(), digest_size=16)
+    for tensor in (split.train, split.test, split.train_labels):
+        digest.update(b"|" if tensor is None else tensor.contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 # ----------------------------------------------------------------------------- reading a run
@@ -123,6 +133,12 @@ class Run:
         """Every input of the task: ``tokens`` [n, 3], ``labels`` [n]."""
         cfg = self.config
         return make_dataset(cfg.operation, cfg.p, cfg.table_seed)
+
+    @cached_property
+    def identity(self) -> str:
+        """What this run is: `run_identity` of its config and split (a resume state carries it,
+        and is not trusted when it names another run)."""
+        return run_identity(self.config, self.split)
 
     @cached_property
     def split(self) -> Split:

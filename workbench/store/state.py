@@ -12,6 +12,7 @@ from workbench.store.formats import (
     CorruptCheckpoint,
     DamagedFile,
     _load_tensors,
+    _metadata,
     read_jsonl,
     rewrite_metrics,
     write_tensors,
@@ -42,18 +43,20 @@ class ResumeState:
     grad_filter: dict[str, torch.Tensor] = field(default_factory=dict)  # Grokfast's filter state, by weight name
 
 
-def write_state(run_dir: Path, state: ResumeState) -> None:
+def write_state(run: Run, state: ResumeState) -> None:
+    """The resume state, marked with the run it belongs to (`Run.identity`) and its step."""
     tensors = {f"weights/{k}": v for k, v in state.weights.items()}
     for name, moments in state.adam.items():
         for key, value in moments.items():
             tensors[f"adam/{key}/{name}"] = value.reshape(-1) if key == "step" else value
     tensors["rng/torch"] = state.rng
     tensors.update({f"grad_filter/{k}": v.contiguous() for k, v in state.grad_filter.items()})
-    write_tensors(run_dir / STATE, tensors, {"step": str(state.step)})
+    write_tensors(run.path / STATE, tensors, {"step": str(state.step), "run": run.identity})
 
 
 def read_state(run: Run) -> ResumeState:
-    """The resume state; `DamagedFile` (with the way out) if it cannot be read."""
+    """The resume state, once it is shown to be this run's latest (`check_belongs`); `DamagedFile`
+    (with the way out) if it cannot be read or is not."""
     path = run.path / STATE
     step = run.state_step
     if step is None:
@@ -62,6 +65,7 @@ def read_state(run: Run) -> ResumeState:
     if "rng/torch" not in tensors:
         raise DamagedFile(f"{path} is damaged (no RNG state); {run.reset_advice()}")
     weights = {k[len("weights/"):]: v for k, v in tensors.items() if k.startswith("weights/")}
+    check_belongs(run, step, weights)
     adam: dict[str, dict[str, torch.Tensor]] = {}
     for k, v in tensors.items():
         if k.startswith("adam/"):
@@ -69,6 +73,31 @@ def read_state(run: Run) -> ResumeState:
             adam.setdefault(name, {})[key] = v.reshape(()) if key == "step" else v
     grad_filter = {k[len("grad_filter/"):]: v for k, v in tensors.items() if k.startswith("grad_filter/")}
     return ResumeState(step=step, weights=weights, adam=adam, rng=tensors["rng/torch"], grad_filter=grad_filter)
+
+
+def check_belongs(run: Run, step: int, weights: dict[str, torch.Tensor]) -> None:
+    """Refuse a resume state that is not this run's latest: one marked with another run's
+    identity (another config or split), a state behind more than the one checkpoint a kill between
+    the two writes leaves ahead of it, or weights other than the checkpoint saved at its own step.
+    (States written before they carried an identity get the other checks; the trainer checks the
+    weights' shapes against the config.)"""
+    path = run.path / STATE
+    marked = _metadata(path, "run", None)
+    if marked is not None and marked != run.identity:
+        raise DamagedFile(f"{path} belongs to another run (another config or split), not {run.name!r}: training from it "
+                          f"would rewrite this run's history; {run.reset_advice()}")
+    ahead = [s for s in run.steps if s > step]
+    if len(ahead) > 1:
+        raise DamagedFile(f"{path} is at step {step} but the run's checkpoints reach step {ahead[-1]}: it is not this run's "
+                          f"latest state, and training from it would overwrite {len(ahead)} checkpoints; {run.reset_advice()}")
+    if step in run.steps:
+        try:
+            saved = run.weights(step)
+        except CorruptCheckpoint:
+            return  # the damaged checkpoint is reported where it is read
+        if saved.keys() != weights.keys() or any(not torch.equal(saved[k], weights[k]) for k in saved):
+            raise DamagedFile(f"{path} holds other weights than the checkpoint at its own step {step}: it is not this "
+                              f"run's state; {run.reset_advice()}")
 
 
 def last_good_checkpoint(run: Run) -> tuple[int, dict[str, torch.Tensor]]:

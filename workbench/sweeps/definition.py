@@ -54,6 +54,7 @@ SWEEP_DIR = Path(__file__).parent / "definitions"
 
 SEED_AXIS = "seed"  # the paired-seed axis: model_seed and split_seed both offset by it
 
+MAX_MEMBERS = 10_000  # a sweep's members at most (each is a run directory; 10,000 fast runs take ~30 core-days)
 CASE_AXIS = "case"  # named sets of fields ([cases]), e.g. training variants compared on the same seeds
 
 _DEFINITION_KEYS = {"base", "seeds", "member_name", "set", "axes", "cases", "description", "probes"}
@@ -93,10 +94,15 @@ class SweepDefinition:
 
     def members(self) -> list[Member]:
         """Every member, in axis order (the last axis varying fastest; seeds last). Raises
-        `UsageError` for a value a field rejects or a name that is not a plain folder name."""
+        `UsageError` for a value a field rejects, a name that is not a plain folder name, or more
+        than `MAX_MEMBERS` members (counted before any is made)."""
         base = read_preset(self.base)
         grid = (([list(self.cases)] if self.cases else []) + [self.axes[a] for a in self.axes]
                 + ([list(range(self.seeds))] if self.seeds else []))
+        count = math.prod(len(axis) for axis in grid)
+        if count > MAX_MEMBERS:
+            raise UsageError(f"sweep {self.name!r} would have {count:,} members (the product of its axes); "
+                             f"at most {MAX_MEMBERS:,}: split it into several sweeps")
         out, seen = [], {}
         for combo in itertools.product(*grid):
             values = dict(zip(self.axis_names, combo, strict=True))
@@ -154,19 +160,28 @@ def _expand_axis(name: str, spec: Any) -> list:
         kind, args = next(iter(spec.items()))
         try:
             if kind == "range":
-                values = list(range(int(args[0]), int(args[1])))
+                lo, hi = _whole(args[0]), _whole(args[1])
+                if not 0 < hi - lo <= MAX_MEMBERS:
+                    raise ValueError(f"it must hold 1 to {MAX_MEMBERS:,} values")
+                values = list(range(lo, hi))
             else:
-                a, b, n = float(args[0]), float(args[1]), int(args[2])
+                a, b, n = float(args[0]), float(args[1]), _whole(args[2])
+                if not 1 <= n <= MAX_MEMBERS:
+                    raise ValueError(f"n must be 1 to {MAX_MEMBERS:,}")
+                if not (math.isfinite(a) and math.isfinite(b)):
+                    raise ValueError("its ends must be finite")
                 if kind == "logspace" and (a <= 0 or b <= 0):
                     raise ValueError("logspace needs positive ends")
                 pts = [i / (n - 1) for i in range(n)] if n > 1 else [0.0]
                 values = ([a + (b - a) * t for t in pts] if kind == "linspace"
                           else [math.exp(math.log(a) + (math.log(b) - math.log(a)) * t) for t in pts])
                 values = [float(f"{v:.6g}") for v in values]
-        except (TypeError, ValueError, IndexError) as exc:
+        except (TypeError, ValueError, IndexError, OverflowError) as exc:
             raise UsageError(f"axis {name!r}: bad {kind} {args!r} ({exc})") from None
     elif isinstance(spec, list):
         values = spec
+        if len(values) > MAX_MEMBERS:
+            raise UsageError(f"axis {name!r} has {len(values):,} values; at most {MAX_MEMBERS:,}")
     else:
         values = [spec]
     if not values:
@@ -175,6 +190,16 @@ def _expand_axis(name: str, spec: Any) -> list:
     if len(set(coerced)) != len(coerced):
         raise UsageError(f"axis {name!r} repeats a value: {coerced}")
     return coerced
+
+
+def _whole(value: Any) -> int:
+    """A whole number from a TOML or command-line value; 2.5, true or "x" are refused, not rounded."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a whole number")
+    number = float(value) if isinstance(value, str) else value
+    if not isinstance(number, (int, float)) or not math.isfinite(number) or number != int(number):
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(number)
 
 
 def read_definition(name_or_path: str | Path, overrides: Mapping[str, str] | None = None,
@@ -217,11 +242,11 @@ def read_definition(name_or_path: str | Path, overrides: Mapping[str, str] | Non
             raise UsageError(f"{path}: [set] has unknown config key {key!r}; valid keys: {', '.join(FIELD_TYPES)}")
     shared = {k: coerce(k, v) for k, v in shared.items()}
     try:
-        seeds = int(seeds)
-    except (TypeError, ValueError):
+        seeds = _whole(seeds)
+    except (TypeError, ValueError, OverflowError):
         raise UsageError(f"seeds must be a whole number >= 0, got {seeds!r}") from None
-    if seeds < 0:
-        raise UsageError(f"seeds must be a whole number >= 0, got {seeds}")
+    if not 0 <= seeds <= MAX_MEMBERS:
+        raise UsageError(f"seeds must be a whole number from 0 to {MAX_MEMBERS:,}, got {seeds}")
     if seeds and ({"model_seed", "split_seed"} & set(axes)):
         raise UsageError("seeds pairs model_seed and split_seed: drop the model_seed / split_seed axis or set seeds = 0")
     cases = {}

@@ -12,7 +12,7 @@ from workbench import store
 from workbench.errors import UsageError
 from workbench.store import MANIFEST, MANIFEST_FORMAT, TABLE
 from workbench.sweeps.definition import SweepDefinition, definition_names
-from workbench.training import COMPLETE, PENDING, start_run
+from workbench.training import COMPLETE, PENDING, check_fits, free_disk, needs, start_run
 
 
 class Sweep:
@@ -102,6 +102,14 @@ def prepare(definition: SweepDefinition, root: Path | None = None) -> Sweep:
 
     members = definition.members()  # every config validated before anything is written
     path = sweep_path(definition.name, root)
+    for config in {m.config: None for m in members}:  # each distinct config once: memory, then all members' disk
+        check_fits(config, path.parent, what=f"a member of sweep {definition.name!r}")
+    disk = sum(needs(m.config).disk for m in members if not (path / m.name / store.CONFIG).is_file())
+    free = free_disk(path)
+    if disk > free:
+        raise UsageError(f"sweep {definition.name!r} needs about {disk / 2**30:,.1f} GiB of disk for its members' "
+                         f"checkpoints, more than is free under {path.parent} ({free / 2**30:,.1f} GiB); free space, "
+                         "or checkpoint less often (ckpt_every, ckpt_log)")
     manifest_path = path / MANIFEST
     old = None
     if manifest_path.is_file():

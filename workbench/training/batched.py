@@ -50,6 +50,7 @@ import torch
 
 from workbench import store
 from workbench.config import RunConfig
+from workbench.model import misfit_weights
 from workbench.monitor import Monitor
 from workbench.monitor import resolve as resolve_monitor
 from workbench.training.schedule import checkpoint_steps, lr_at
@@ -143,6 +144,10 @@ def train_locked(runs: Sequence[store.Run], device: str | torch.device, monitor:
             status[run.name] = COMPLETE
         else:  # sub-groups by what their states hold: the step, AdamW's moments, the filter's state
             state = store.read_state(run)
+            problem = misfit_weights(run.config, state.weights)
+            if problem:
+                raise store.DamagedFile(f"{run.path / store.STATE} does not fit this run's config ({problem}); "
+                                        f"{run.reset_advice()}")
             key = (state.step, bool(state.adam), tuple(sorted((k, tuple(v.shape)) for k, v in state.grad_filter.items())))
             pending.setdefault(key, []).append((run, state))
     pad = pad or padding(runs)
@@ -208,7 +213,7 @@ def _train_stacked(runs: list[tuple[store.Run, store.ResumeState]], device: torc
         for j, i in enumerate(alive):  # states after every checkpoint: a kill leaves checkpoints ahead, never behind
             m = members[i]
             # the member's own RNG state passes through untouched (full-batch training draws nothing)
-            store.write_state(m.run.path, store.ResumeState(step, weights[j], model.member_adam(j), m.state.rng,
+            store.write_state(m.run, store.ResumeState(step, weights[j], model.member_adam(j), m.state.rng,
                                                             member_filter_state(cfg0, filter_state, j)))
         if watch is not None:
             watch.checkpoint(step)

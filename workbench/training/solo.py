@@ -40,6 +40,7 @@ from workbench.forecasting import SignalCache, forecast_view, training_view
 from workbench.monitor import Monitor
 from workbench.monitor import resolve as resolve_monitor
 from workbench.training.batched import train_locked
+from workbench.training.budget import check_fits
 from workbench.training.device import pick_device
 from workbench.training.start import start_run
 from workbench.training.status import FAILED
@@ -93,7 +94,7 @@ def reset_state_from_checkpoint(run: store.Run) -> int:
     AdamW moments (so the rest of the run is not bit-identical to an uninterrupted one). Returns
     the step training resumes from."""
     step, weights = store.last_good_checkpoint(run)
-    store.write_state(run.path, store.ResumeState(step=step, weights=weights, adam={}, rng=torch.get_rng_state()))
+    store.write_state(run, store.ResumeState(step=step, weights=weights, adam={}, rng=torch.get_rng_state()))
     return step
 
 
@@ -120,7 +121,10 @@ def train(
     monitor = resolve_monitor(progress)
     run_path = store.run_path(str(run), root)
     cfg, saved = _resolve_config(run_path, preset, overrides)
+    if stop_after is not None and stop_after < 0:
+        raise UsageError(f"stop_after must be a step >= 0, got {stop_after}")
     dev = pick_device(device)
+    check_fits(cfg, run_path.parent, what=f"run {run_path.name!r}", device=str(dev))
     handle = start_run(run_path, cfg) if saved is None else store.Run(run_path)
     with store.training_lock(handle):
         handle.provenance, handle.split  # noqa: B018 - read (and checked) before anything is written
