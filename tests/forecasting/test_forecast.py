@@ -229,7 +229,8 @@ def test_a_run_with_damaged_or_empty_metrics_is_one_line(smoke_run, tmp_path, ca
     (copy / store.METRICS).write_text(metrics)
     assert cli.main(["forecast", str(copy)]) == 2
     err = capsys.readouterr().err
-    assert "no training metrics" in err and len(err.strip().splitlines()) == 1
+    says = "is damaged at line 1" if metrics else "is empty but the run has checkpoints"
+    assert f"{store.METRICS} {says}" in err and len(err.strip().splitlines()) == 1
 
 
 def test_a_run_with_one_checkpoint_is_refused(runs_root, capsys, monkeypatch):

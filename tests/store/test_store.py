@@ -112,8 +112,8 @@ def test_damaged_probe_cache_files_are_rebuilt_and_said(small_run, capsys):
     (small_run.path / "probes" / "progress.csv").write_bytes(b"\x00\x01garbage\n1,2\n3")
     assert main(["probe", "dmg", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "index.json could not be read; its results were recomputed" in out
-    assert "progress.csv could not be read" in out
+    assert "index.json was damaged (unreadable, or not what the cache index recorded); its results were recomputed" in out
+    assert "progress.csv was damaged" in out
     again = small_run.probe_table("progress")
     assert again.equals(first.tables["progress"])
 

@@ -86,7 +86,8 @@ class ProbeResults:
         lines.append("phases: " + ", ".join(f"{k} {'-' if v is None else v}" for k, v in self.phases.steps.items()))
         if self.tables.get("llc") is not None and len(self.tables["llc"]):
             lines.append(llc_line(self.tables["llc"]))
-        lines += [f"NOTE: {path} could not be read; its results were recomputed" for path in self.rebuilt]
+        lines += [f"NOTE: {path} was damaged (unreadable, or not what the cache index recorded); its results were "
+                  "recomputed" for path in self.rebuilt]
         lines += [f"SKIPPED step {step}: {why}" for step, why in sorted(self.skipped.items())]
         return "\n".join(lines)
 

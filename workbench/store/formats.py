@@ -75,19 +75,50 @@ def rewrite_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     files.write_text(run_dir / METRICS, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
+METRICS_ADVICE = "restore it from a copy of this run (the checkpoints are intact), or train a new run"
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """All complete rows; a torn line (a crash mid-append) is ignored."""
+    """The metrics rows, each a JSON object with a whole ``step`` >= 0 and numbers (or null) for its
+    other fields. A torn last line (a crash in the middle of an append) is ignored; any other line
+    that is not such a row is `DamagedFile`, naming the line: a damaged log is never read in part."""
     if not path.exists():
         return []
+    try:
+        text = path.read_bytes().decode()
+    except UnicodeDecodeError:
+        raise DamagedFile(f"{path} is damaged (not text); {METRICS_ADVICE}") from None
+    lines = text.split("\n")
+    torn = lines.pop()  # after the final newline: "" when the last append finished
     rows = []
-    for line in path.read_text(errors="replace").splitlines():
+    for number, line in enumerate(lines, 1):
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and "step" in row:
+            raise DamagedFile(f"{path} is damaged at line {number} (not JSON: {line[:40]!r}); {METRICS_ADVICE}") from None
+        problem = _row_problem(row)
+        if problem:
+            raise DamagedFile(f"{path} is damaged at line {number} ({problem}); {METRICS_ADVICE}")
+        rows.append(row)
+    if torn:
+        try:
+            row = json.loads(torn)
+        except json.JSONDecodeError:
+            row = None  # a torn last line: the append a crash cut off
+        if row is not None and not _row_problem(row):
             rows.append(row)
     return rows
+
+
+def _row_problem(row: Any) -> str | None:
+    """What makes ``row`` not a metrics row, or None."""
+    if not isinstance(row, dict):
+        return "not an object"
+    step = row.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        return f"step {step!r} is not a whole number >= 0"
+    bad = [k for k, v in row.items() if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))]
+    return f"{', '.join(bad)} not a number" if bad else None
 
 
 def write_table(path: Path, frame) -> None:

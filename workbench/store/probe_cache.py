@@ -15,6 +15,10 @@ from workbench.store.run import Run
 
 
 # ------------------------------------------------------------------------------ probe cache
+def _file_hash(path: Path) -> str:
+    return hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+
+
 def fingerprint(depends: dict[str, Any]) -> str:
     """A short, stable digest of a JSON-able dict of what a result depends on."""
     return hashlib.blake2b(json.dumps(depends, sort_keys=True).encode(), digest_size=8).hexdigest()
@@ -28,7 +32,9 @@ class ProbeCache:
     settings it reads, the key frequencies, the engine: the runner builds that dict from the
     probe's spec); the dicts behind the fingerprints are kept beside them, readable. File hashes
     are memoised by (size, mtime) so an unchanged run is not re-read. The cached key frequencies
-    (``key_frequencies.json``) are keyed the same way.
+    (``key_frequencies.json``) are keyed the same way. The index also holds each table's own
+    content hash, taken when the index is saved: a table that no longer matches it (truncated,
+    edited, another run's) is measured again whole, never trusted in part.
 
     Example:
         >>> from workbench.store import open_run
@@ -48,6 +54,7 @@ class ProbeCache:
         self._hashes: dict[str, dict] = index.get("hashes", {})
         self._rows: dict[str, dict[str, dict[str, str]]] = index.get("probes", {})
         self._depends: dict[str, dict] = index.get("depends", {})
+        self._tables: dict[str, str] = index.get("tables", {}) if isinstance(index.get("tables"), dict) else {}
 
     def _load(self, path: Path) -> Any:
         try:
@@ -96,17 +103,23 @@ class ProbeCache:
 
     def save(self) -> None:
         used = {entry["depends"] for rows in self._rows.values() for entry in rows.values()}
-        index = {"format": PROBE_INDEX_FORMAT, "hashes": self._hashes, "probes": self._rows,
+        tables = {probe: _file_hash(probe_table_path(self.run.path, probe)) for probe, rows in self._rows.items()
+                  if rows and probe_table_path(self.run.path, probe).is_file()}
+        index = {"format": PROBE_INDEX_FORMAT, "hashes": self._hashes, "probes": self._rows, "tables": tables,
                  "depends": {k: v for k, v in self._depends.items() if k in used}}
         files.write_json(self.run.path / PROBES_DIR / PROBE_INDEX, index)
 
     def table(self, probe: str):
         """The probe's cached table, or None (absent or damaged: then it is rebuilt). Records of
         steps the table does not hold are dropped: a row is valid only if it is there."""
+        path = probe_table_path(self.run.path, probe)
+        recorded = self._tables.get(probe)
         try:
+            if recorded is not None and path.is_file() and _file_hash(path) != recorded:
+                raise DamagedFile(f"{path} is not the table the index recorded")
             table = self.run.probe_table(probe)
         except DamagedFile:
-            self.damaged.append(str(probe_table_path(self.run.path, probe)))
+            self.damaged.append(str(path))
             table = None
         self.keep_only(probe, set() if table is None else {int(s) for s in table.step.unique()})
         return table

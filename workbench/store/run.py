@@ -18,6 +18,7 @@ from workbench.errors import UsageError
 from workbench.store import files
 from workbench.store.formats import (
     _TENSOR_ERRORS,
+    METRICS_ADVICE,
     CorruptCheckpoint,
     DamagedFile,
     _first_line,
@@ -108,7 +109,16 @@ class Run:
 
     @property
     def metrics_rows(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.path / METRICS)
+        """Every evaluation row; `DamagedFile` if the log is damaged, or missing or empty although the
+        run was trained or imported (its provenance says so) and has checkpoints (each checkpoint's
+        step is evaluated before it is saved). Planted checkpoints that nothing trained have none."""
+        path = self.path / METRICS
+        rows = read_jsonl(path)
+        if not rows and self.steps and (self.provenance["sessions"] or "imported_from" in self.provenance):
+            state = "missing" if not path.exists() else "empty"
+            raise DamagedFile(f"{path} is {state} but the run has checkpoints up to step {self.steps[-1]}: its losses "
+                              f"are lost; {METRICS_ADVICE}")
+        return rows
 
     @property
     def metrics(self):

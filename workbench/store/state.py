@@ -13,7 +13,6 @@ from workbench.store.formats import (
     DamagedFile,
     _load_tensors,
     _metadata,
-    read_jsonl,
     rewrite_metrics,
     write_tensors,
 )
@@ -25,8 +24,9 @@ def truncate_metrics(run_dir: Path, start: int) -> None:
     """Before a session resumes at ``start``: drop the metrics an interrupted process logged at or
     after it (they are recomputed identically) and any torn last line."""
     path = run_dir / METRICS
-    rows = read_jsonl(path)
-    if any(r["step"] >= start for r in rows) or (path.exists() and len(rows) != len(path.read_text(errors="replace").splitlines())):
+    rows = Run(run_dir).metrics_rows  # damaged, or lost while the run has checkpoints: refused, not rewritten
+    if any(r["step"] >= start for r in rows) or (path.exists() and not path.read_bytes().endswith(b"\n")
+                                                 and path.stat().st_size):
         rewrite_metrics(run_dir, [r for r in rows if r["step"] < start])
 
 

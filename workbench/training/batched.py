@@ -144,6 +144,7 @@ def train_locked(runs: Sequence[store.Run], device: str | torch.device, monitor:
             status[run.name] = COMPLETE
         else:  # sub-groups by what their states hold: the step, AdamW's moments, the filter's state
             state = store.read_state(run)
+            run.metrics_rows  # noqa: B018 - a damaged log stops the group here, before any member's files are touched
             problem = misfit_weights(run.config, state.weights)
             if problem:
                 raise store.DamagedFile(f"{run.path / store.STATE} does not fit this run's config ({problem}); "
