@@ -9,12 +9,16 @@ STAMP := $(VENV)/.setup-done
 
 RUN ?=
 comma := ,
+# Every value a user gives reaches the shell quoted: q wraps one value in single quotes (a quote in
+# it closed, escaped and reopened), qw quotes each word of a list (SET's key=value items).
+q = '$(subst ','\'',$(1))'
+qw = $(foreach w,$(1),$(call q,$(w)))
 PRESET ?=
 EPOCHS ?=
 DEVICE ?= auto
 SET ?=
 FROM_CHECKPOINT ?=
-TRAIN_ARGS = $(if $(PRESET),--preset $(PRESET)) --device $(DEVICE) $(if $(EPOCHS),epochs=$(EPOCHS)) $(if $(FROM_CHECKPOINT),--from-last-checkpoint) $(SET)
+TRAIN_ARGS = $(if $(PRESET),--preset $(call q,$(PRESET))) --device $(call q,$(DEVICE)) $(if $(EPOCHS),$(call q,epochs=$(EPOCHS))) $(if $(FROM_CHECKPOINT),--from-last-checkpoint) $(call qw,$(SET))
 
 .PHONY: help setup train probe report sweep import notebook demo test test-fast lint bench gpu-check docs runs presets clean-venv forecast forecast-fit forecast-eval rff double-descent
 
@@ -70,43 +74,43 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 train: setup
-	@if [ -z "$(RUN)" ]; then echo "usage: make train RUN=<name> [PRESET=...] [EPOCHS=N] [SET='key=value ...']"; exit 2; fi
-	$(PY) -m workbench train $(RUN) $(TRAIN_ARGS)
+	@if [ -z $(call q,$(RUN)) ]; then echo "usage: make train RUN=<name> [PRESET=...] [EPOCHS=N] [SET='key=value ...']"; exit 2; fi
+	$(PY) -m workbench train $(call q,$(RUN)) $(TRAIN_ARGS)
 
 PROBES ?=
 STEPS ?=
 ENGINE ?=
 WORKERS ?=
 probe: setup
-	@if [ -z "$(RUN)" ]; then echo "usage: make probe RUN=<name> [PROBES=fourier,progress,weights,attention,clock_pizza,complexity,llc] [STEPS=all|last|A:B] [ENGINE=factored|bridge] [SET='neuron_threshold=0.85 ...']"; exit 2; fi
-	$(PY) -m workbench probe $(RUN) $(if $(PROBES),--probes $(PROBES)) $(if $(STEPS),--steps $(STEPS)) $(if $(ENGINE),--engine $(ENGINE)) $(if $(WORKERS),--workers $(WORKERS)) $(SET)
+	@if [ -z $(call q,$(RUN)) ]; then echo "usage: make probe RUN=<name> [PROBES=fourier,progress,weights,attention,clock_pizza,complexity,llc] [STEPS=all|last|A:B] [ENGINE=factored|bridge] [SET='neuron_threshold=0.85 ...']"; exit 2; fi
+	$(PY) -m workbench probe $(call q,$(RUN)) $(if $(PROBES),--probes $(call q,$(PROBES))) $(if $(STEPS),--steps $(call q,$(STEPS))) $(if $(ENGINE),--engine $(call q,$(ENGINE))) $(if $(WORKERS),--workers $(call q,$(WORKERS))) $(call qw,$(SET))
 
 report: setup
-	@if [ -z "$(RUN)$(SWEEP)" ]; then echo "usage: make report RUN=<name> [SET='neuron_threshold=0.85 ...'] [ENGINE=factored|bridge]  or  make report SWEEP=<name>"; exit 2; fi
-	$(if $(SWEEP),$(PY) -m workbench sweep-report $(SWEEP),$(PY) -m workbench report $(RUN) $(if $(ENGINE),--engine $(ENGINE)) $(SET))
+	@if [ -z $(call q,$(RUN)$(SWEEP)) ]; then echo "usage: make report RUN=<name> [SET='neuron_threshold=0.85 ...'] [ENGINE=factored|bridge]  or  make report SWEEP=<name>"; exit 2; fi
+	$(if $(SWEEP),$(PY) -m workbench sweep-report $(call q,$(SWEEP)),$(PY) -m workbench report $(call q,$(RUN)) $(if $(ENGINE),--engine $(call q,$(ENGINE))) $(call qw,$(SET)))
 
 SWEEP ?=
 EXECUTOR ?= local
 SHARED_DISK ?=
 GROUP_SIZE ?=
 sweep: setup
-	@if [ -z "$(SWEEP)" ]; then echo "usage: make sweep SWEEP=<frac-wd|seeds|model-wise|...> [EXECUTOR=local|ray] [WORKERS=N] [GROUP_SIZE=8] [SET='epochs=1000 seeds=2']"; exit 2; fi
-	$(PY) -m workbench sweep $(SWEEP) --executor $(EXECUTOR) $(if $(WORKERS),--workers $(WORKERS)) $(if $(GROUP_SIZE),--group-size $(GROUP_SIZE)) $(if $(filter 0 no false,$(SHARED_DISK)),--no-shared-disk) $(SET)
+	@if [ -z $(call q,$(SWEEP)) ]; then echo "usage: make sweep SWEEP=<frac-wd|seeds|model-wise|...> [EXECUTOR=local|ray] [WORKERS=N] [GROUP_SIZE=8] [SET='epochs=1000 seeds=2']"; exit 2; fi
+	$(PY) -m workbench sweep $(call q,$(SWEEP)) --executor $(call q,$(EXECUTOR)) $(if $(WORKERS),--workers $(call q,$(WORKERS))) $(if $(GROUP_SIZE),--group-size $(call q,$(GROUP_SIZE))) $(if $(filter 0 no false,$(SHARED_DISK)),--no-shared-disk) $(call qw,$(SET))
 
 PORT ?= 8888
 notebook: setup  ## JupyterLab on notebooks/ with the project's kernel; open the URL it prints
-	$(VENV)/bin/jupyter lab --no-browser --ServerApp.root_dir=notebooks --port=$(PORT) $(if $(IP),--ip=$(IP)) $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(VENV)/bin/jupyter lab --no-browser --ServerApp.root_dir=notebooks --port=$(call q,$(PORT)) $(if $(IP),--ip=$(call q,$(IP))) $(if $(filter 0,$(shell id -u)),--allow-root)
 
 SRC ?=
 import: setup
-	@if [ -z "$(SRC)" ] || [ -z "$(RUN)" ]; then echo "usage: make import SRC=<file> RUN=<name> [SET='p=113 d_model=128 ...'] [PRESET=...]"; exit 2; fi
-	$(PY) -m workbench import "$(SRC)" $(RUN) $(if $(PRESET),--preset $(PRESET)) $(SET)
+	@if [ -z $(call q,$(SRC)) ] || [ -z $(call q,$(RUN)) ]; then echo "usage: make import SRC=<file> RUN=<name> [SET='p=113 d_model=128 ...'] [PRESET=...]"; exit 2; fi
+	$(PY) -m workbench import $(call q,$(SRC)) $(call q,$(RUN)) $(if $(PRESET),--preset $(call q,$(PRESET))) $(call qw,$(SET))
 
 DEMO_RUN ?= demo
 demo: setup  ## the whole story on the default preset: train, probe, report
-	$(PY) -m workbench train $(DEMO_RUN)
-	$(PY) -m workbench probe $(DEMO_RUN)
-	$(PY) -m workbench report $(DEMO_RUN)
+	$(PY) -m workbench train $(call q,$(DEMO_RUN))
+	$(PY) -m workbench probe $(call q,$(DEMO_RUN))
+	$(PY) -m workbench report $(call q,$(DEMO_RUN))
 
 runs: setup
 	@$(PY) -m workbench runs
@@ -114,28 +118,28 @@ runs: setup
 AT ?=
 HORIZON ?=
 forecast: setup
-	@if [ -z "$(RUN)" ]; then echo "usage: make forecast RUN=<name or path> [AT=step] [HORIZON=N]"; exit 2; fi
-	$(PY) -m workbench forecast $(RUN) $(if $(AT),--at $(AT)) $(if $(HORIZON),--horizon $(HORIZON))
+	@if [ -z $(call q,$(RUN)) ]; then echo "usage: make forecast RUN=<name or path> [AT=step] [HORIZON=N]"; exit 2; fi
+	$(PY) -m workbench forecast $(call q,$(RUN)) $(if $(AT),--at $(call q,$(AT))) $(if $(HORIZON),--horizon $(call q,$(HORIZON)))
 
 DATASET ?= modular
 OUT ?=
 rff: setup  ## random-feature least squares across the interpolation threshold (seconds)
-	$(PY) -m workbench rff --dataset $(DATASET) --out $(if $(OUT),$(OUT),checkpoints/rff-$(DATASET)) $(SET)
+	$(PY) -m workbench rff --dataset $(call q,$(DATASET)) --out $(call q,$(if $(OUT),$(OUT),checkpoints/rff-$(DATASET))) $(call qw,$(SET))
 
 DD_SWEEPS ?= model-wise,sample-wise
 double-descent: setup  ## train and probe the width and data sweeps (resumable), then write the results page
-	$(foreach s,$(subst $(comma), ,$(DD_SWEEPS)),$(PY) -m workbench sweep $(s) &&) true
-	$(PY) -m workbench double-descent --sweeps $(DD_SWEEPS) --out docs/results/double-descent.md
+	$(foreach s,$(subst $(comma), ,$(DD_SWEEPS)),$(PY) -m workbench sweep $(call q,$(s)) &&) true
+	$(PY) -m workbench double-descent --sweeps $(call q,$(DD_SWEEPS)) --out docs/results/double-descent.md
 
 FIT_SWEEPS ?= forecast-fit,seeds
 EVAL_SWEEPS ?= forecast-heldout
 forecast-fit: setup  ## train the calibration sweeps (resumable) and fit the shipped calibration on them
-	$(foreach s,$(subst $(comma), ,$(FIT_SWEEPS)),$(PY) -m workbench sweep $(s) --no-probe &&) true
-	$(PY) -m workbench forecast-fit --sweeps $(FIT_SWEEPS)
+	$(foreach s,$(subst $(comma), ,$(FIT_SWEEPS)),$(PY) -m workbench sweep $(call q,$(s)) --no-probe &&) true
+	$(PY) -m workbench forecast-fit --sweeps $(call q,$(FIT_SWEEPS))
 
 forecast-eval: setup  ## train the held-out sweeps (resumable) and score the shipped calibration on them
-	$(foreach s,$(subst $(comma), ,$(EVAL_SWEEPS)),$(PY) -m workbench sweep $(s) --no-probe &&) true
-	$(PY) -m workbench forecast-eval --sweeps $(EVAL_SWEEPS) --in-sample $(FIT_SWEEPS) --out docs/results/forecast-eval.md
+	$(foreach s,$(subst $(comma), ,$(EVAL_SWEEPS)),$(PY) -m workbench sweep $(call q,$(s)) --no-probe &&) true
+	$(PY) -m workbench forecast-eval --sweeps $(call q,$(EVAL_SWEEPS)) --in-sample $(call q,$(FIT_SWEEPS)) --out docs/results/forecast-eval.md
 
 presets: setup
 	@$(PY) -m workbench presets
@@ -152,7 +156,7 @@ lint: setup
 
 ONLY ?=
 bench: setup  ## DEVICE=cuda: the train and sweep sections on the GPU (bench-<section>-cuda.md)
-	$(PY) -m workbench.bench $(if $(filter-out auto,$(DEVICE)),--device $(DEVICE)) $(if $(ONLY),--only $(ONLY))
+	$(PY) -m workbench.bench $(if $(filter-out auto,$(DEVICE)),--device $(call q,$(DEVICE))) $(if $(ONLY),--only $(call q,$(ONLY)))
 
 gpu-check:  ## on a GPU machine (make setup TORCH_SPEC=... first, or .whl/ from scripts/gpu-wheels): minutes
 	scripts/gpu-check

@@ -10,22 +10,32 @@ The models are written from the sources (Nanda et al. 2023's ``transformers.py``
   that epoch's update, as their ``train_model`` saves), ``model``, ``config`` (a plain dict);
   the split ``random.seed(seed)``, ``random.shuffle(pairs)``.
 * `tl_demo_file`: the TransformerLens Grokking demo's dict: ``model``, ``config`` (a pickled
-  ``transformer_lens.HookedTransformerConfig.HookedTransformerConfig`` object, with torch dtype
-  and device fields), ``checkpoints``, ``checkpoint_epochs`` (99, 199, ...), the losses and the
-  split indices (``torch.manual_seed(seed); torch.randperm``).
+  ``HookedTransformerConfig`` object under TL 2.x's module path or TL 3.3+'s, with torch dtype and
+  device fields and the numpy float64 fields TL 2.0-3.x sets, ``initializer_range = 0.8 /
+  np.sqrt(d_model)`` and ``attn_scale = np.sqrt(d_head)``), ``checkpoints``, ``checkpoint_epochs``
+  (99, 199, ...), the losses and the split indices (``torch.manual_seed(seed); torch.randperm``).
+  ``numpy1`` writes the numpy globals under numpy 1.x's names (``numpy.core.multiarray.scalar``),
+  as files made before numpy 2 hold them.
+
+`nanda_file` can pickle its config as their ``Config`` object from any module (``config_module``,
+e.g. ``pm.transformers``, what the original's relative import produces), and can save what their
+loop saves when it keeps references to the live ``state_dict()`` instead of copies (``aliased``).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import io
 import math
 import random
 import sys
 import types
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -100,6 +110,31 @@ class HookedTransformerConfig:  # pickled under TL 2.x's module path by `_as_tl2
     initializer_range: float = 0.0
     attn_only: bool = False
     positional_embedding_type: str = "standard"
+    attn_scale: float = 1.0
+
+
+@dataclasses.dataclass
+class Config:  # Nanda et al.'s config class, pickled under the module name `_as_module` gives it
+    lr: float = 1e-3
+    weight_decay: float = 1.0
+    p: int = 113
+    d_model: int = 128
+    fn_name: str = "add"
+    frac_train: float = 0.3
+    num_epochs: int = 50000
+    save_models: bool = True
+    save_every: int = 100
+    stopping_thresh: float = -1
+    seed: int = 0
+    num_layers: int = 1
+    batch_style: str = "full"
+    d_vocab: int = 114
+    n_ctx: int = 3
+    d_mlp: int = 512
+    num_heads: int = 4
+    act_type: str = "ReLU"
+    device: object = dataclasses.field(default_factory=lambda: torch.device("cpu"))
+    use_ln: bool = False
 
 
 class TL2Transformer(nn.Module):
@@ -162,8 +197,10 @@ def _ce64(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def nanda_file(path: Path, p: int = 23, d_model: int = 32, epochs: int = 300, save_every: int = 50,
-               seed: int = 0, lr: float = 1e-2) -> dict:
-    """Train Nanda's model with their split and loop; save a full_run_data.pth-style dict."""
+               seed: int = 0, lr: float = 1e-2, config_module: str | None = None, aliased: bool = False) -> dict:
+    """Train Nanda's model with their split and loop; save a full_run_data.pth-style dict.
+    ``config_module``: pickle the config as their ``Config`` object from that module (default: a
+    plain dict). ``aliased``: save ``model.state_dict()`` itself at each checkpoint, not a copy."""
     data = [(i, j, p) for i in range(p) for j in range(p)]
     random.seed(seed)
     random.shuffle(data)
@@ -187,37 +224,64 @@ def nanda_file(path: Path, p: int = 23, d_model: int = 32, epochs: int = 300, sa
         opt.zero_grad()
         if epoch % save_every == 0:  # as their train_model: saved after the epoch's update
             saved.append(epoch)
-            state_dicts.append(copy.deepcopy(model.state_dict()))
+            state_dicts.append(model.state_dict() if aliased else copy.deepcopy(model.state_dict()))
     config = {"lr": lr, "p": p, "d_model": d_model, "fn_name": "add", "frac_train": 0.3, "num_epochs": epochs,
               "save_models": True, "save_every": save_every, "stopping_thresh": -1, "seed": seed, "weight_decay": 1}
+    if config_module:
+        config = Config(**config, d_vocab=p + 1, d_mlp=4 * d_model)
     contents = {"train_losses": train_losses, "test_losses": test_losses, "epochs": saved,
                 "state_dicts": state_dicts, "model": model.state_dict(), "config": config}
-    torch.save(contents, path)
+    with _as_module(Config, config_module or __name__):
+        torch.save(contents, path)
     return {"model": model, "train": train, "contents": contents}
 
 
 @contextmanager
-def _as_tl2_config():
-    """Pickle `HookedTransformerConfig` under TL 2.x's module path, which TL 4.x no longer has:
-    the module exists only while saving, so loading cannot import it."""
-    name = "transformer_lens.HookedTransformerConfig"
-    module = types.ModuleType(name)
-    module.HookedTransformerConfig = HookedTransformerConfig
-    old_module, old_qualname = HookedTransformerConfig.__module__, HookedTransformerConfig.__qualname__
-    sys.modules[name] = module
-    HookedTransformerConfig.__module__ = name
+def _as_module(cls: type, name: str):
+    """Pickle ``cls`` as ``<name>.<its name>``, a module that exists only while saving (so that
+    loading cannot import it)."""
+    if name == cls.__module__:
+        yield
+        return
+    parts = name.split(".")
+    made = [".".join(parts[:i]) for i in range(1, len(parts) + 1) if ".".join(parts[:i]) not in sys.modules]
+    for module_name in made:  # the module and any parent package pickle must import on the way
+        sys.modules[module_name] = types.ModuleType(module_name)
+    setattr(sys.modules[name], cls.__name__, cls)
+    old = cls.__module__
+    cls.__module__ = name
     try:
         yield
     finally:
-        HookedTransformerConfig.__module__, HookedTransformerConfig.__qualname__ = old_module, old_qualname
-        del sys.modules[name]
+        cls.__module__ = old
+        for module_name in made:
+            del sys.modules[module_name]
+
+
+def _as_numpy1(path: Path) -> None:
+    """Rewrite a torch file's numpy globals under numpy 1.x's module names (numpy 2 renamed
+    numpy.core to numpy._core; files saved before it name the old one)."""
+    src = zipfile.ZipFile(io.BytesIO(path.read_bytes()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.endswith("data.pkl"):
+                data = data.replace(b"numpy._core.multiarray\nscalar", b"numpy.core.multiarray\nscalar")
+            z.writestr(info.filename, data)
+    path.write_bytes(out.getvalue())
+
+
+TL2_CONFIG_MODULE = "transformer_lens.HookedTransformerConfig"  # TL 2.0 to 3.2
+TL33_CONFIG_MODULE = "transformer_lens.config.hooked_transformer_config"  # TL 3.3 and later
 
 
 def tl_demo_file(path: Path, p: int = 23, d_model: int = 32, epochs: int = 300, every: int = 50,
                  data_seed: int = 598, model_seed: int = 999, lr: float = 1e-2, index_keys=("train_indices", "test_indices"),
-                 n_layers: int = 1) -> dict:
+                 n_layers: int = 1, config_module: str = TL2_CONFIG_MODULE, numpy1: bool = True) -> dict:
     """Train the demo's model with its split and loop; save the demo's dict. ``index_keys``:
-    the names the split is stored under, or None for a file without them."""
+    the names the split is stored under, or None for a file without them; ``config_module``: the
+    module path TL pickled its config class under; ``numpy1``: numpy globals under numpy 1.x's names."""
     dataset = pairs(p)
     labels = (dataset[:, 0] + dataset[:, 1]) % p
     torch.manual_seed(data_seed)
@@ -226,7 +290,9 @@ def tl_demo_file(path: Path, p: int = 23, d_model: int = 32, epochs: int = 300, 
     train_idx, test_idx = indices[:cutoff], indices[cutoff:]
     cfg = HookedTransformerConfig(n_layers=n_layers, d_model=d_model, n_ctx=3, d_head=d_model // 4, n_heads=4,
                                   d_mlp=4 * d_model, act_fn="relu", d_vocab=p + 1, d_vocab_out=p,
-                                  normalization_type=None, seed=model_seed, initializer_range=0.8 / math.sqrt(d_model))
+                                  normalization_type=None, seed=model_seed,
+                                  initializer_range=0.8 / np.sqrt(d_model),  # numpy float64s, as TL 2.0-3.x sets them
+                                  attn_scale=np.sqrt(d_model // 4))
     torch.manual_seed(model_seed)
     model = TL2Transformer(cfg)
     for name, param in model.named_parameters():
@@ -249,6 +315,8 @@ def tl_demo_file(path: Path, p: int = 23, d_model: int = 32, epochs: int = 300, 
                 "checkpoint_epochs": checkpoint_epochs, "test_losses": test_losses, "train_losses": train_losses}
     if index_keys:
         contents[index_keys[0]], contents[index_keys[1]] = train_idx, test_idx
-    with _as_tl2_config():
+    with _as_module(HookedTransformerConfig, config_module):
         torch.save(contents, path)
+    if numpy1:
+        _as_numpy1(path)
     return {"model": model, "train_idx": train_idx, "contents": contents}

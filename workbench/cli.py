@@ -20,7 +20,7 @@ from pathlib import Path
 
 from probes import REGISTRY, ProbeSettings
 from workbench.config import PRESET_DIR, parse_overrides, preset_names
-from workbench.errors import UsageError
+from workbench.errors import UsageError, os_error_line
 from workbench.forecasting import (
     SHIPPED_CALIBRATION,
     evaluate_forecasts,
@@ -51,6 +51,7 @@ from workbench.store import (
     ensure_output_dir,
     list_runs,
     open_run,
+    remove_stale_creations,
     write_text,
 )
 from workbench.sweeps import SWEEP_DIR, definition_names, open_sweep, phase_table, probe_sweep, run_sweep
@@ -84,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after", type=int, default=None, help="stop once this step is saved (resumable)")
     p.add_argument("--from-last-checkpoint", action="store_true",
                    help="rebuild a damaged resume state from the last readable checkpoint (fresh optimiser moments)")
+    p.add_argument("--extend-imported", action="store_true",
+                   help="train an imported run on from its last checkpoint (fresh optimiser moments; its imported log is kept)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.epilog = "Any config field can follow as key=value, e.g. epochs=20000 lr=3e-3 (see `python -m workbench presets`)."
 
@@ -206,6 +209,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         stop_after=args.stop_after,
         root=runs_root(),
         from_last_checkpoint=args.from_last_checkpoint,
+        extend_imported=args.extend_imported,
     )
     if run.last_metrics:
         print(f"{run.name}: {metrics_line(run.last_metrics, run.config.epochs)}  -> {run.path}")
@@ -231,7 +235,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     print(f"probe options: {result.options.describe()}")
     print(f"{len(result.figures)} figures, {len(result.images)} image files")
     print(f"report: {result.index}")
-    return 0
+    for step, why in sorted(result.skipped.items()):
+        print(f"note: the report leaves out the checkpoint at step {step}: {why}", file=sys.stderr)
+    return 1 if result.skipped else 0
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
@@ -241,10 +247,14 @@ def _cmd_import(args: argparse.Namespace) -> int:
           f"(steps {run.steps[0]}..{run.steps[-1]}), {run.config.operation} mod {run.config.p}")
     print(f"  parity: max |logit difference| {info['parity']['max_abs_logit_diff']:.2g} over {info['parity']['inputs']} inputs "
           f"at steps {', '.join(map(str, info['parity']['steps']))}")
-    if info["split_check"]:
-        check = info["split_check"]
-        print(f"  split: the source's losses at step {check['step']} reproduced "
-              f"(train {check['recomputed']['train']:.4g}, test {check['recomputed']['test']:.4g})")
+    check = info["split_check"] or {"skipped": "not checked (imported before the check was recorded)"}
+    if "skipped" in check:
+        print(f"  note: split not checked: {check['skipped']}")
+    else:
+        print(f"  split: the source's losses at step {check['step']} reproduced ("
+              + ", ".join(f"{part} {value:.4g}" for part, value in check["recomputed"].items()) + ")")
+        if "only" in check:
+            print(f"  note: split checked on the {check['only']}")
     for note in info["notes"]:
         print(f"  note: {note}")
     print(f"  -> {run.path}   (next: make probe RUN={run.name})")
@@ -291,10 +301,13 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     names = list_runs(root)
     if not names:
         print(f"no runs in {root}; train one with `make train RUN=<name>`")
-    for name in names:
-        run = open_run(name, root)
-        state = "complete" if run.is_complete else f"at step {run.state_step}"
-        print(f"{name:20s} {run.config.operation} p={run.config.p}  {len(run.steps)} checkpoints  {state}")
+    for name in names:  # a damaged run is listed with what is wrong, and the listing goes on
+        try:
+            run = open_run(name, root)
+            state = "complete" if run.is_complete else f"at step {run.state_step}"
+            print(f"{name:20s} {run.config.operation} p={run.config.p}  {len(run.steps)} checkpoints  {state}")
+        except (UsageError, CorruptCheckpoint) as exc:
+            print(f"{name:20s} DAMAGED: {exc}")
     return 0
 
 
@@ -437,6 +450,11 @@ def _cmd_double_descent(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line(text: str) -> str:
+    """A message as the one line the CLI promises (a file name may hold a newline)."""
+    return " ".join(text.split("\n"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = _parser()
@@ -446,16 +464,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         stray = [e for e in extra if e not in args.overrides or args.command not in ("train", "probe", "report", "import", "sweep")]
         if stray:
             parser.error(f"unrecognized arguments: {' '.join(stray)}")
+        remove_stale_creations(runs_root())  # what a process killed while creating a run left behind
         command = {"train": _cmd_train, "probe": _cmd_probe, "report": _cmd_report, "import": _cmd_import, "runs": _cmd_runs, "info": _cmd_info, "presets": _cmd_presets, "sweep": _cmd_sweep,
                    "sweep-report": _cmd_sweep_report, "sweeps": _cmd_sweeps, "forecast": _cmd_forecast,
                    "forecast-fit": _cmd_forecast_fit, "forecast-eval": _cmd_forecast_eval,
                    "rff": _cmd_rff, "double-descent": _cmd_double_descent}[args.command]
         return command(args)
     except (UsageError, CorruptCheckpoint) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head`
         return 0
+    except OSError as exc:  # a fault the store did not name (it names the file and the cause itself)
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume from the last checkpoint", file=sys.stderr)
         return 130

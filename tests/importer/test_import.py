@@ -170,3 +170,80 @@ def test_an_existing_run_is_never_overwritten(files, runs_root, capsys, smoke_ru
     code, _, err = _import(capsys, files["folder"] / "full_run_data.pth", "taken")
     assert code == 2 and "already exists" in err
     assert sorted(p.name for p in (runs_root / "taken" / "steps").iterdir()) == before
+
+
+# ------------------------------------------------------------------ files as the original code writes them
+@pytest.fixture(scope="module")
+def original(tmp_path_factory):
+    """Files as the original code writes them (see tests/legacy_sources.py): a TL demo file whose
+    config class lives at TL 3.3+'s path, a Nanda file whose config is their Config object pickled
+    from a package module, one without the final model, and one whose checkpoints alias the live
+    weights."""
+    from tests.legacy_sources import TL33_CONFIG_MODULE
+
+    folder = tmp_path_factory.mktemp("original")
+    made = {"demo33": tl_demo_file(folder / "demo33.pth", epochs=100, config_module=TL33_CONFIG_MODULE),
+            "nanda_obj": nanda_file(folder / "nanda_obj.pth", config_module="pm.transformers"),
+            "aliased": nanda_file(folder / "aliased.pth", epochs=120, aliased=True)}
+    contents = dict(made["nanda_obj"]["contents"])
+    del contents["model"]  # no final model: the run's state stops at the last checkpoint, before epochs
+    torch.save(contents, folder / "nanda_nomodel.pth")
+    made["folder"] = folder
+    return made
+
+
+@pytest.mark.parametrize(("file", "extra"), [("demo33.pth", ["lr=1e-2"]), ("nanda_obj.pth", [])])
+def test_files_the_original_code_wrote_import_probe_report_and_info(original, files, runs_root, capsys, file, extra):
+    """TL 2.x-3.x configs hold numpy float64 fields (and so numpy dtypes) and, from TL 3.3, live at
+    another module path; Nanda's Config may come from any module. All are read as data."""
+    sources = {"demo33.pth": original["folder"] / "demo33.pth", "nanda_obj.pth": original["folder"] / "nanda_obj.pth"}
+    code, out, err = _import(capsys, sources[file], "orig", *extra)
+    assert code == 0, err
+    read = workbench.open_run("orig", runs_root).provenance["imported_from"]["config_read"]
+    if file == "demo33.pth":
+        assert read["initializer_range"] == pytest.approx(0.8 / 32**0.5) and read["attn_scale"] == pytest.approx(8**0.5)
+        assert read["__class__"] == "transformer_lens.config.hooked_transformer_config.HookedTransformerConfig"
+    else:
+        assert read["__class__"] == "pm.transformers.Config" and read["device"] == "cpu"
+    assert cli.main(["probe", "orig", "--no-progress"]) == 0
+    assert cli.main(["report", "orig", "--no-images"]) == 0
+    assert cli.main(["info", "orig"]) == 0
+    assert "last eval step" in capsys.readouterr().out
+
+
+def test_the_tl2_demo_file_with_numpy_fields_reads_them_as_plain_numbers(files, runs_root, capsys):
+    code, _, err = _import(capsys, files["folder"] / "grokking_demo.pth", "np-demo", "lr=1e-2")
+    assert code == 0, err
+    read = workbench.open_run("np-demo", runs_root).provenance["imported_from"]["config_read"]
+    assert isinstance(read["initializer_range"], float) and isinstance(read["attn_scale"], float)
+
+
+def test_checkpoints_that_alias_the_live_weights_are_refused_for_what_they_are(original, runs_root, capsys):
+    code, _, err = _import(capsys, original["folder"] / "aliased.pth", "aliased")
+    assert code == 2 and err.count("\n") == 1 and "are one and the same weights" in err and "deepcopy" in err
+    assert "split" not in err and not (runs_root / "aliased").exists()
+
+
+def test_a_split_checkable_only_on_the_train_loss_says_so(files, runs_root, capsys):
+    """Nanda's loop logs the test loss every 10 epochs and checkpoints after epochs 0, 50, ...: no
+    checkpoint's step has a logged test loss, so the split is checked on the train loss alone."""
+    code, out, err = _import(capsys, files["folder"] / "full_run_data.pth", "nanda-split")
+    assert code == 0, err
+    check = workbench.open_run("nanda-split", runs_root).provenance["imported_from"]["split_check"]
+    assert set(check["recomputed"]) == {"train"} and "test set was not checked" in check["only"]
+    assert "note: split checked on the train loss only" in out
+
+
+def test_an_imported_run_is_complete_as_imported_unless_extended_explicitly(original, runs_root, capsys):
+    code, _, err = _import(capsys, original["folder"] / "nanda_nomodel.pth", "imp")
+    assert code == 0, err
+    run = workbench.open_run("imp", runs_root)
+    logged = (run.path / "metrics.jsonl").read_bytes()
+    assert run.state_step < run.config.epochs
+    assert cli.main(["train", "imp", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--extend-imported" in err and "complete as imported" in err
+    assert (run.path / "metrics.jsonl").read_bytes() == logged
+    assert cli.main(["train", "imp", "--extend-imported", "--no-progress"]) == 0
+    assert (run.path / "metrics.jsonl").read_bytes().startswith(logged)  # the imported log stands, whole
+    assert workbench.open_run("imp", runs_root).is_complete

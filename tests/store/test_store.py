@@ -161,8 +161,10 @@ def test_probe_settings_of_the_wrong_shape_are_one_line(small_run, runs_root, ca
 def test_report_on_a_run_whose_last_checkpoint_is_damaged(small_run, capsys):
     path = small_run.step_path(20)
     path.write_bytes(path.read_bytes()[:100])
-    assert main(["report", "dmg", "--no-images"]) == 0
+    assert main(["report", "dmg", "--no-images"]) == 1  # written, but not whole: the exit says so
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
+    assert f"note: the report leaves out the checkpoint at step 20: checkpoint {path} is unreadable" in captured.err
     page = (small_run.path / "report" / "index.html").read_text()
     assert "step 10" in page and "after (final): step 10" in page
+    assert "Checkpoints left out (unreadable)</b>: step 20" in page

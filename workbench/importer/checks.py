@@ -63,24 +63,55 @@ def _check_parity(path: Path, source: Source, weights: dict[int, dict[str, torch
 
 
 
-def _check_split(path: Path, source: Source, weights, dataset, split: Split) -> dict[str, Any] | None:
+def _check_split(path: Path, source: Source, weights, dataset, split: Split) -> dict[str, Any]:
     """The source's logged losses reproduced on ``split`` at the checkpoint with the widest logged
-    test/train gap (the source's full logits: Nanda's model scores p+1 tokens)."""
+    test/train gap (the source's full logits: Nanda's model scores p+1 tokens). Where no checkpoint's
+    step has both losses logged (a source that logs the test loss every 10 epochs and checkpoints at
+    others), the train loss alone is checked, at the checkpoint where it is largest; where neither
+    can be, the check says why it was skipped (the CLI prints it; the provenance keeps it)."""
     both = [s for s in weights if s in source.train_losses and s in source.test_losses and source.train_losses[s] > 0]
-    if not both:
-        return None
-    step = max(both, key=lambda s: source.test_losses[s] / source.train_losses[s])
+    train_only = [s for s in weights if s in source.train_losses and source.train_losses[s] > 0]
+    if both:
+        step = max(both, key=lambda s: source.test_losses[s] / source.train_losses[s])
+        parts = ("train", "test")
+    elif train_only:
+        step = max(train_only, key=lambda s: source.train_losses[s])
+        parts = ("train",)
+    else:
+        return {"skipped": "the source logged no loss at any checkpoint's step: the split could not be checked "
+                           "against the source's own numbers"}
     logits = _source_logits(source, step, dataset.tokens)
-    ours = {"train": _loss(logits[split.train], dataset.labels[split.train]),
-            "test": _loss(logits[split.test], dataset.labels[split.test])}
-    logged = {"train": source.train_losses[step], "test": source.test_losses[step]}
-    for part in ("train", "test"):
+    ours = {part: _loss(logits[idx], dataset.labels[idx])
+            for part, idx in (("train", split.train), ("test", split.test)) if part in parts}
+    logged = {"train": source.train_losses[step], **({"test": source.test_losses[step]} if "test" in parts else {})}
+    for part in parts:
         if not math.isclose(ours[part], logged[part], rel_tol=SPLIT_RTOL, abs_tol=1e-6):
             raise ImportRefused(
                 f"cannot import {path}: the rebuilt split does not reproduce the source's {part} loss at step {step} "
                 f"({ours[part]:.4g} here, {logged[part]:.4g} logged); give the source's split (split_seed=..., "
                 "split_rule=..., frac_train=...) on the command line")
-    return {"step": step, "logged": logged, "recomputed": ours, "rtol": SPLIT_RTOL}
+    check = {"step": step, "logged": logged, "recomputed": ours, "rtol": SPLIT_RTOL}
+    if parts == ("train",):
+        check["only"] = ("train loss only: the source logged no test loss at any checkpoint's step, so the test set "
+                         "was not checked")
+    return check
+
+
+def refuse_aliased(path: Path, source: Source) -> None:
+    """Refuse a file whose checkpoints are one and the same tensors: a trainer that kept references
+    to its live ``state_dict()`` instead of copies saved the final weights under every step."""
+    states = [source.checkpoints[s] for s in sorted(source.checkpoints)]
+    if len(states) < 2:
+        return
+    key = next(iter(states[0]))
+    same_storage = len({sd[key].untyped_storage().data_ptr() for sd in states}) == 1
+    same_values = all(sd.keys() == states[0].keys() and all(torch.equal(sd[k], states[0][k]) for k in sd)
+                      for sd in states[1:])
+    if same_storage or same_values:
+        raise ImportRefused(f"cannot import {path}: its {len(states)} checkpoints are one and the same weights (the "
+                            "trainer kept references to its live state_dict() instead of copies, so every step holds "
+                            "the final model); save copies (copy.deepcopy(model.state_dict())) and export again, or "
+                            "import the final model alone")
 
 
 def _metrics_rows(source: Source, weights, dataset, split: Split) -> list[dict[str, Any]]:

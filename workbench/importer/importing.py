@@ -57,7 +57,7 @@ import torch
 
 from workbench import store
 from workbench.errors import UsageError
-from workbench.importer.checks import _check_parity, _check_split, _metrics_rows, _to_bridge
+from workbench.importer.checks import _check_parity, _check_split, _metrics_rows, _to_bridge, refuse_aliased
 from workbench.importer.readers import detect_format, read_nanda2023, read_tl2, read_tl_demo
 from workbench.importer.safe_load import ImportRefused, safe_load, sha256
 from workbench.store import new_provenance
@@ -100,6 +100,7 @@ def import_run(src: str | Path, run: str, overrides: Mapping[str, Any] | None = 
         raise ImportRefused(f"cannot import {path}: {exc}") from None
     except (ValueError, TypeError, KeyError) as exc:
         raise ImportRefused(f"cannot import {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    refuse_aliased(path, source)
     parity = _check_parity(path, source, weights)
     split_check = _check_split(path, source, weights, dataset, split)
     prov = new_provenance(cfg)
@@ -111,10 +112,13 @@ def import_run(src: str | Path, run: str, overrides: Mapping[str, Any] | None = 
         "step_rule": "step s = the weights after s updates (see workbench.importer)",
     }
 
+    rows = _metrics_rows(source, weights, dataset, split)
+    prov["imported_from"]["logged_until"] = max((r["step"] for r in rows), default=0)  # `train` never rewrites these
+
     def fill(tmp: store.Run) -> None:
         for step, w in weights.items():
             store.write_checkpoint(tmp, step, w)
-        store.rewrite_metrics(tmp.path, _metrics_rows(source, weights, dataset, split))
+        store.rewrite_metrics(tmp.path, rows)
 
     final = max(weights)  # the readers keep every checkpoint within epochs
     state = store.ResumeState(step=final, weights=weights[final], adam={}, rng=torch.get_rng_state())

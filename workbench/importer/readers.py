@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from workbench import model
 from workbench.config import RunConfig, from_dict, load_config
-from workbench.importer.safe_load import LegacyObject
+from workbench.importer.safe_load import LegacyObject, NumpyDtype, NumpyScalar
 from workbench.tasks import Split, make_dataset, make_split
 
 SOURCE_FORMATS = ("nanda2023", "tl-demo", "tl2")
@@ -37,21 +37,29 @@ class Source:
 
 
 def _plain(obj: Any) -> Any:
-    """A config (dict, stand-in or namespace) as a dict of JSON-friendly values."""
-    if isinstance(obj, LegacyObject):
+    """A config (dict, stand-in or namespace) as a dict of JSON-friendly values (numpy numbers as
+    Python numbers, dtypes and devices as their names)."""
+    if isinstance(obj, LegacyObject) and not isinstance(obj, NumpyScalar | NumpyDtype):
         obj = {"__class__": obj.source_class, **obj.as_dict()}
     if not isinstance(obj, Mapping):
         raise ValueError(f"config is a {type(obj).__name__}, not a mapping or a known config class")
-    out = {}
-    for key, value in obj.items():
-        if isinstance(value, torch.dtype | torch.device):
-            value = str(value)
-        elif isinstance(value, torch.Tensor) and value.numel() == 1:
-            value = value.item()
-        elif not isinstance(value, str | int | float | bool | type(None) | list | tuple):
-            value = repr(value)
-        out[str(key)] = value
-    return out
+    return {str(key): _plain_value(value) for key, value in obj.items()}
+
+
+def _plain_value(value: Any) -> Any:
+    if isinstance(value, NumpyScalar):
+        return value.value()
+    if isinstance(value, NumpyDtype):
+        return value.layout()[0]
+    if isinstance(value, torch.dtype | torch.device):
+        return str(value)
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    if isinstance(value, list | tuple):
+        return [_plain_value(v) for v in value]
+    if not isinstance(value, str | int | float | bool | type(None)):
+        return repr(value)
+    return value
 
 
 def _floats(values: Any, what: str) -> list[float]:

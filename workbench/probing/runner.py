@@ -129,10 +129,16 @@ def parse_steps(text: str | Sequence[int] | None, available: list[int]) -> list[
     try:
         if ":" in text:
             lo, hi = (int(x) if x else None for x in text.split(":", 1))
-            return [s for s in available if (lo is None or s >= lo) and (hi is None or s <= hi)]
-        wanted = {int(x) for x in text.split(",") if x.strip()}
+        else:
+            wanted = {int(x) for x in text.split(",") if x.strip()}
     except ValueError:
         raise UsageError(f"steps {text!r} not understood; use all, last, A:B or a comma list") from None
+    if ":" in text:
+        chosen = [s for s in available if (lo is None or s >= lo) and (hi is None or s <= hi)]
+        if not chosen:
+            raise UsageError(f"steps {text!r} select no checkpoint (A:B runs from A up to B); this run has "
+                             f"{len(available)} from {available[0]} to {available[-1]}")
+        return chosen
     missing = sorted(wanted - set(available))
     if missing:
         raise UsageError(f"no checkpoint at step(s) {', '.join(map(str, missing))}; this run has {available[0]}..{available[-1]}")

@@ -48,6 +48,7 @@ class ReportResult:
     options: ProbeOptions
     images: list[Path] = field(default_factory=list)
     image_error: str | None = None
+    skipped: dict[int, str] = field(default_factory=dict)  # checkpoints the probes could not read: step -> why
 
 
 def _nearest(steps: list[int], target: int | None) -> int | None:
@@ -226,6 +227,9 @@ def build_report(
     images, error = export_images(figs, out, formats) if formats else ([], None)
 
     body = [f"<h1>Grokking report: {html.escape(run.name)}</h1>", overview_html(run, results, given)]
+    if results.skipped:  # the figures leave these steps out: say which, and why
+        body.append("<p><b>Checkpoints left out (unreadable)</b>: " + "; ".join(
+            f"step {step}: {html.escape(why)}" for step, why in sorted(results.skipped.items())) + "</p>")
     if error:
         body.append(f"<p class='muted'>{html.escape(error)}</p>")
     body += figure_sections(figs, error)
@@ -233,4 +237,5 @@ def build_report(
                 "earlier ones, for a few test inputs before, during and after grokking.</p>")
     body.append(_circuitsvis_section(run, readable_steps(run, results), results.phases.steps))
     index = store.write_report_page(run, page_html(f"{run.name} — grokking report", body))
-    return ReportResult(index=index, figures=list(figs), options=results.options, images=images, image_error=error)
+    return ReportResult(index=index, figures=list(figs), options=results.options, images=images, image_error=error,
+                        skipped=dict(results.skipped))

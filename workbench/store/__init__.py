@@ -12,7 +12,7 @@ tables and the report folder), ``transfer`` (a run's files to and from a worker 
 
 from __future__ import annotations
 
-from workbench.store.create import create_run
+from workbench.store.create import create_run, ensure_runs_root, remove_stale_creations
 from workbench.store.files import ensure_output_dir, write_json, write_text
 from workbench.store.formats import (
     CorruptCheckpoint,
@@ -67,4 +67,4 @@ from workbench.store.run import (
 from workbench.store.state import ResumeState, last_good_checkpoint, read_state, truncate_metrics, write_state
 from workbench.store.transfer import pack_for_training, training_output, unpack, write_back
 
-__all__ = ["pack_for_training", "training_output", "unpack", "write_back", "ensure_output_dir", "RFF_TABLE", "write_json", "write_text", "MANIFEST_FORMAT", "CONFIG", "CRITERIA_FILE", "CorruptCheckpoint", "DamagedFile", "KEY_FREQUENCIES", "MANIFEST", "METRICS", "PHASES_FILE", "PROBES_DIR", "PROBE_OPTIONS", "PROVENANCE", "ProbeCache", "REPORT_DIR", "REPORT_PAGE", "ResumeState", "Run", "SPLIT", "STATE", "STEPS_DIR", "TABLE", "append_metrics", "check_run_name", "create_run", "default_root", "last_good_checkpoint", "list_runs", "open_run", "probe_lock", "probe_table_path", "new_provenance", "read_state", "read_table", "report_dir", "resolve_run_path", "rewrite_metrics", "run_path", "training_lock", "truncate_metrics", "write_checkpoint", "write_probe_json", "write_probe_options", "write_probe_table", "write_provenance", "write_report_page", "write_state", "write_table"]
+__all__ = ["ensure_runs_root", "remove_stale_creations", "pack_for_training", "training_output", "unpack", "write_back", "ensure_output_dir", "RFF_TABLE", "write_json", "write_text", "MANIFEST_FORMAT", "CONFIG", "CRITERIA_FILE", "CorruptCheckpoint", "DamagedFile", "KEY_FREQUENCIES", "MANIFEST", "METRICS", "PHASES_FILE", "PROBES_DIR", "PROBE_OPTIONS", "PROVENANCE", "ProbeCache", "REPORT_DIR", "REPORT_PAGE", "ResumeState", "Run", "SPLIT", "STATE", "STEPS_DIR", "TABLE", "append_metrics", "check_run_name", "create_run", "default_root", "last_good_checkpoint", "list_runs", "open_run", "probe_lock", "probe_table_path", "new_provenance", "read_state", "read_table", "report_dir", "resolve_run_path", "rewrite_metrics", "run_path", "training_lock", "truncate_metrics", "write_checkpoint", "write_probe_json", "write_probe_options", "write_probe_table", "write_provenance", "write_report_page", "write_state", "write_table"]

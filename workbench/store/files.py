@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import UsageError
+from workbench.errors import UsageError, os_error_line
 
 
 def _umask() -> int:
@@ -50,16 +50,22 @@ def plain_dir_mode() -> int:
 def make_private_temp_dir(parent: Path, prefix: str) -> Path:
     """A hidden folder in ``parent`` to assemble something in before renaming it into place;
     it gets the permissions of a plain ``mkdir`` (not mkdtemp's 0700)."""
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
-    os.chmod(tmp, plain_dir_mode())
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+        os.chmod(tmp, plain_dir_mode())
+    except OSError as exc:
+        raise UsageError(os_error_line(_named(exc, parent), "create a folder in")) from None
     return tmp
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` to fill a temporary beside ``path``, fsync it, give it the plain-file
     mode, and rename it over ``path``. On any failure the temporary is removed and ``path`` is
-    untouched."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    untouched; an OS error (a full disk, no permission) is one `UsageError` line naming ``path``."""
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UsageError(os_error_line(_named(exc, path), "write") + _UNCHANGED) from None
     tmp = Path(name)
     try:
         os.close(fd)
@@ -68,9 +74,22 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, plain_file_mode())
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(os_error_line(_named(exc, path), "write") + _UNCHANGED) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+_UNCHANGED = " (the file is as it was: nothing was lost)"
+
+
+def _named(exc: OSError, path: Path) -> OSError:
+    """``exc`` naming ``path`` where it names no file (errors on a descriptor name none)."""
+    if exc.filename is None:
+        exc.filename = str(path)
+    return exc
 
 
 def ensure_output_dir(path: Path) -> Path:
@@ -101,12 +120,17 @@ def write_json(path: Path, obj: Any) -> None:
 
 def append_line(path: Path, line: str) -> None:
     """Append one line with a single ``write`` on an O_APPEND descriptor (no interleaving)."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # the umask applies, as for open()
+    data = (line + "\n").encode()
     try:
-        os.write(fd, (line + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # the umask applies, as for open()
+        try:
+            if os.write(fd, data) != len(data):  # a short write (a full disk): the torn line a reader skips
+                raise OSError(28, os.strerror(28), str(path))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise UsageError(os_error_line(_named(exc, path), "append to")) from None
 
 
 def remove_stale_temporaries(*folders: Path) -> None:

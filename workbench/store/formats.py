@@ -39,6 +39,10 @@ def _read_json(path: Path, advice: str) -> Any:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DamagedFile(f"{path} is damaged (not JSON: {_first_line(exc)}); {advice}") from None
+    except FileNotFoundError:
+        raise DamagedFile(f"{path} is missing; {advice}") from None
+    except OSError as exc:
+        raise DamagedFile(f"{path} cannot be read ({exc.strerror or type(exc).__name__}); {advice}") from None
 
 
 def _load_tensors(path: Path, advice: str) -> dict[str, torch.Tensor]:

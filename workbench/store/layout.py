@@ -65,7 +65,7 @@ def default_root() -> Path:
 
 def check_run_name(name: str) -> str:
     """A run name is one plain folder name: letters, digits, ``_ . -``; no ``/`` or ``..``."""
-    if not _RUN_NAME.match(name) or ".." in name:
+    if not isinstance(name, str) or not _RUN_NAME.fullmatch(name) or ".." in name:
         raise UsageError(
             f"invalid run name {name!r}: use letters, digits, '_', '.', '-' "
             "(starting with a letter or digit, no '/' or '..', at most 100 characters)"

@@ -255,9 +255,14 @@ def probe_lock(run: Run) -> Iterator[None]:
 
 # ----------------------------------------------------------------------------- finding runs
 def list_runs(root: Path | None = None) -> list[str]:
-    """Names of the runs under ``root``, sorted."""
+    """Names of the runs under ``root`` (folders holding a config; hidden folders, such as a run
+    being created, are not runs), sorted. A runs root that is a file is one `UsageError` line."""
     root = Path(root if root is not None else default_root())
-    return sorted(p.name for p in root.iterdir() if (p / CONFIG).is_file()) if root.is_dir() else []
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"the runs root {root} is a file, not a folder; point WORKBENCH_CHECKPOINTS (or root=) at a folder")
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and (p / CONFIG).is_file())
 
 
 def resolve_run_path(name_or_path: str | Path, root: Path | None = None) -> Path:

@@ -126,10 +126,11 @@ def train_group(runs: Sequence[store.Run], device: str | torch.device = "cpu", p
 
 def train_locked(runs: Sequence[store.Run], device: str | torch.device, monitor: Monitor, stop_after: int | None = None,
                  pad: tuple[int, int] | None = None, label: str | None = None, watch: Watch | None = None,
-                 session: dict[str, str] | None = None) -> dict[str, str]:
+                 session: dict[str, str] | None = None, keep_logs_until: int | None = None) -> dict[str, str]:
     """`train_group`'s work, for a caller that already holds every member's training lock (the
     solo trainer). ``label`` names the progress bar (default "group of M"); ``watch`` is followed
-    through training while a bar is shown (`Watch`)."""
+    through training while a bar is shown (`Watch`). ``keep_logs_until``: metrics rows up to this
+    step are never rewritten nor appended to (an imported run's log, `workbench.training.train`)."""
     runs = list(runs)
     if not runs:
         return {}
@@ -153,13 +154,14 @@ def train_locked(runs: Sequence[store.Run], device: str | torch.device, monitor:
             pending.setdefault(key, []).append((run, state))
     pad = pad or padding(runs)
     for key in sorted(pending, key=lambda k: (k[0], k[1], str(k[2]))):
-        status.update(_train_stacked(pending[key], device, monitor, stop_after, pad, label, watch, session or {}))
+        status.update(_train_stacked(pending[key], device, monitor, stop_after, pad, label, watch, session or {},
+                                     keep_logs_until))
     return {r.name: status[r.name] for r in runs}
 
 
 def _train_stacked(runs: list[tuple[store.Run, store.ResumeState]], device: torch.device, monitor: Monitor,
                    stop_after: int | None, pad: tuple[int, int], label: str | None, watch: Watch | None,
-                   where: dict[str, str]) -> dict[str, str]:
+                   where: dict[str, str], keep_logs_until: int | None = None) -> dict[str, str]:
     members = [_Member(run, state, device) for run, state in runs]
     cfg0 = members[0].cfg
     start = members[0].state.step
@@ -168,8 +170,9 @@ def _train_stacked(runs: list[tuple[store.Run, store.ResumeState]], device: torc
     train = Batch([m.x_train for m in members], [m.y_train for m in members], pad[0])
     test = Batch([m.x_test for m in members], [m.y_test for m in members], pad[1])
 
+    first_logged = start if keep_logs_until is None else max(start, keep_logs_until + 1)
     for m in members:  # metrics past the resumed step were logged by the interrupted process
-        store.truncate_metrics(m.run.path, start)
+        store.truncate_metrics(m.run.path, first_logged)
 
     ckpts = set(checkpoint_steps(cfg0))
     end = cfg0.epochs if stop_after is None else min(cfg0.epochs, max(stop_after, start))
@@ -187,6 +190,8 @@ def _train_stacked(runs: list[tuple[store.Run, store.ResumeState]], device: torc
     watch = watch if bar.shown else None  # a forecast nobody sees is not worth its checkpoint reads
 
     def record(step: int, train_logits: torch.Tensor) -> None:
+        if step < first_logged:  # an imported log's row stands
+            return
         with torch.no_grad():
             tr_loss, tr_acc = train.losses(train_logits), train.accuracies(train_logits)
             te_logits = model.logits(test)

@@ -107,6 +107,7 @@ def train(
     stop_after: int | None = None,
     root: Path | None = None,
     from_last_checkpoint: bool = False,
+    extend_imported: bool = False,
 ) -> store.Run:
     """Train run ``<root>/<run>/`` to completion: create it, resume it, or report it complete.
 
@@ -116,7 +117,9 @@ def train(
     once this step is reached, for experiments and tests. ``from_last_checkpoint``: rebuild a
     damaged resume state from the last readable checkpoint first (`reset_state_from_checkpoint`).
     ``progress``: a bar with the losses and one-line notes (True: in the terminal or the notebook
-    it runs in; False: nothing; or any `workbench.monitor.Monitor`).
+    it runs in; False: nothing; or any `workbench.monitor.Monitor`). An imported run is complete as
+    imported: ``extend_imported`` continues one from its last checkpoint with fresh AdamW moments (the
+    source file holds none), keeping every row of its imported log as it is.
     """
     monitor = resolve_monitor(progress)
     run_path = store.run_path(str(run), root)
@@ -127,15 +130,25 @@ def train(
     check_fits(cfg, run_path.parent, what=f"run {run_path.name!r}", device=str(dev))
     handle = start_run(run_path, cfg) if saved is None else store.Run(run_path)
     with store.training_lock(handle):
-        handle.provenance, handle.split  # noqa: B018 - read (and checked) before anything is written
+        imported = handle.provenance.get("imported_from")
+        handle.split  # noqa: B018 - read (and checked) before anything is written
         if from_last_checkpoint:
             step = reset_state_from_checkpoint(handle)
             monitor.note(f"run {handle.name!r}: resume state rebuilt from the checkpoint at step {step} (fresh optimiser moments)")
         if handle.is_complete:
             monitor.note(f"run {handle.name!r} is already complete at step {cfg.epochs}; nothing to do ({run_path})")
             return handle
+        keep = None
+        if imported:
+            if not extend_imported:
+                raise UsageError(f"run {handle.name!r} was imported from {imported.get('file')} and is complete as "
+                                 f"imported; training would continue it from step {handle.state_step} to {cfg.epochs} with "
+                                 "fresh AdamW moments (the file holds none): give --extend-imported to do that (the "
+                                 "imported log is kept as it is)")
+            rows = handle.metrics_rows
+            keep = imported.get("logged_until", max((r["step"] for r in rows), default=0))
         outcome = train_locked([handle], dev, monitor, stop_after, label=handle.name,
-                               watch=_ForecastWatch(handle, cfg))[handle.name]
+                               watch=_ForecastWatch(handle, cfg), keep_logs_until=keep)[handle.name]
     if status_kind(outcome) == FAILED:
         raise TrainingFailed(f"run {handle.name!r}: {outcome.split(':', 1)[1].strip()}")
     return handle
