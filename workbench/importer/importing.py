@@ -62,6 +62,7 @@ from workbench.importer.readers import detect_format, read_nanda2023, read_tl2, 
 from workbench.importer.safe_load import ImportRefused, safe_load, sha256
 from workbench.store import new_provenance
 from workbench.tasks import make_dataset, make_split
+from workbench.training import check_fits
 
 
 # ------------------------------------------------------------------------------ checks and writing
@@ -90,8 +91,9 @@ def import_run(src: str | Path, run: str, overrides: Mapping[str, Any] | None = 
             source = read_tl_demo(data, overrides)
         else:
             source = read_tl2(data, overrides, preset)
-        weights = {step: _to_bridge(source, sd) for step, sd in sorted(source.checkpoints.items())}
         cfg = source.config
+        check_fits(cfg, target.parent, what=f"run {run!r}")  # before the conversions allocate
+        weights = {step: _to_bridge(source, sd) for step, sd in sorted(source.checkpoints.items())}
         if max(weights) > cfg.epochs:
             raise ValueError(f"a checkpoint at step {max(weights)} lies beyond epochs={cfg.epochs}")
         dataset = make_dataset(cfg.operation, cfg.p, cfg.table_seed)

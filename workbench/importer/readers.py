@@ -15,6 +15,7 @@ from workbench import model
 from workbench.config import RunConfig, from_dict, load_config
 from workbench.importer.safe_load import LegacyObject, NumpyDtype, NumpyScalar
 from workbench.tasks import Split, make_dataset, make_split
+from workbench.training import check_fits
 
 SOURCE_FORMATS = ("nanda2023", "tl-demo", "tl2")
 
@@ -213,6 +214,7 @@ def read_tl2(data: Any, overrides: Mapping[str, Any], preset: str | None) -> Sou
     epochs = spacing * (len(states) - 1) if len(states) > 1 else int(base["epochs"])
     steps = [i * spacing for i in range(len(states))] if len(states) > 1 else [epochs]
     cfg = from_dict({**base, "epochs": epochs, "ckpt_every": spacing})
+    check_fits(cfg, None, what="the run this file describes")
     notes = [f"{len(states)} state dicts placed at steps 0, {spacing}, ... (ckpt_every={spacing})"] if spacing else []
     return Source("tl2", cfg, dict(zip(steps, states, strict=True)), read=shapes,
                   assumed={k: v for k, v in cfg.to_dict().items() if k not in shapes and k not in overrides}, notes=notes)
@@ -239,7 +241,11 @@ def _tl2_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _config(read: Mapping[str, Any], assumed: Mapping[str, Any], overrides: Mapping[str, Any]) -> RunConfig:
-    return from_dict({**RunConfig().to_dict(), **assumed, **read, **overrides})
+    """The run's config, refused before anything is allocated if this machine could not hold it (a
+    small file can claim p = 10^6 with stride-0 tensors)."""
+    cfg = from_dict({**RunConfig().to_dict(), **assumed, **read, **overrides})
+    check_fits(cfg, None, what="the run this file describes")
+    return cfg
 
 
 def _spacing(steps: list[int]) -> int:

@@ -130,7 +130,8 @@ def append_line(path: Path, line: str) -> None:
         finally:
             os.close(fd)
     except OSError as exc:
-        raise UsageError(os_error_line(_named(exc, path), "append to")) from None
+        raise UsageError(os_error_line(_named(exc, path), "append to")
+                         + " (a line cut short is dropped when the run resumes from its last checkpoint: nothing was lost)") from None
 
 
 def remove_stale_temporaries(*folders: Path) -> None:

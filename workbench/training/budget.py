@@ -100,9 +100,10 @@ def free_disk(folder: Path) -> int:
         return 1 << 62
 
 
-def check_fits(cfg: RunConfig, root: Path, members: int = 1, what: str = "this run", device: str = "cpu") -> Needs:
+def check_fits(cfg: RunConfig, root: Path | None, members: int = 1, what: str = "this run", device: str = "cpu") -> Needs:
     """Refuse, in one line naming the numbers, a config whose training would not fit this
-    machine's memory (on a GPU: its memory) or whose files would not fit the disk under ``root``."""
+    machine's memory (on a GPU: its memory) or whose files would not fit the disk under ``root``
+    (no disk check without a ``root``)."""
     need = needs(cfg, members)
     sizes = f"{need.weights:,} weights, p={cfg.p}, d_model={cfg.d_model}, d_mlp={cfg.d_mlp}, n_layers={cfg.n_layers}"
     have = available_memory()
@@ -115,7 +116,7 @@ def check_fits(cfg: RunConfig, root: Path, members: int = 1, what: str = "this r
     if need.memory > have:
         raise UsageError(f"{what} needs about {need.memory / GIB:,.1f} GiB of memory to train ({sizes}), more than "
                          f"{where} ({have / GIB:,.1f} GiB); use smaller sizes")
-    free = free_disk(root)
+    free = free_disk(root) if root is not None else need.disk
     if need.disk > free:
         raise UsageError(f"{what} needs about {need.disk / GIB:,.1f} GiB of disk for {need.checkpoints:,} checkpoints "
                          f"of {need.weights:,} weights, more than is free under {root} ({free / GIB:,.1f} GiB); free "
