@@ -124,3 +124,41 @@ def test_a_state_written_before_states_carried_an_identity_still_resumes(cli, tw
     save_file(tensors, b / store.STATE, metadata={"step": "10"})
     assert cli("train", "b", "--no-progress")[0] == 0
     assert store.open_run(b).is_complete
+
+
+@pytest.mark.parametrize(("suffix", "text", "says"), [
+    (".toml", "p = [oops\n", "is not valid TOML"), (".json", '{"p": ', "is not valid JSON"),
+    (".json", "[1, 2]", "holds no table of config fields"), (".toml", "lr = inf\n", "lr must be a finite number"),
+])
+def test_a_bad_preset_file_is_one_line(cli, runs_root, tmp_path, suffix, text, says):
+    path = tmp_path / f"mine{suffix}"
+    path.write_text(text)
+    cli.refuses("train", "x", "--preset", str(path), "--no-progress", says=says)
+    assert not runs_root.exists() or not any(runs_root.iterdir())
+
+
+def test_a_member_the_manifest_calls_complete_but_is_not_is_trained_again(runs_root, tmp_path):
+    from workbench.sweeps import run_sweep
+
+    path = tmp_path / "m.toml"
+    path.write_text('base = "smoke"\n[set]\nepochs = 40\n[axes]\nmodel_seed = [0, 1]\n')
+    sweep = run_sweep(path, root=runs_root, probe=False, progress=False)
+    member = sweep.path / "model_seed0"
+    workbench.train("half", "smoke", {"epochs": 40}, device="cpu", progress=False, root=tmp_path, stop_after=20)
+    import shutil
+
+    shutil.rmtree(member)
+    shutil.copytree(tmp_path / "half", member)  # the same config, trained halfway: the manifest still says complete
+    sweep = run_sweep(path, root=runs_root, probe=False, progress=False)
+    assert [m["status"] for m in sweep.members] == ["complete", "complete"]
+    assert store.open_run(member).is_complete
+
+
+def test_an_import_file_whose_config_holds_inf_is_refused(cli, runs_root, tmp_path):
+    from tests.legacy_sources import nanda_file
+
+    contents = nanda_file(tmp_path / "run.pth", epochs=20, save_every=10)["contents"]
+    contents["config"]["lr"] = float("inf")
+    torch.save(contents, tmp_path / "inf.pth")
+    cli.refuses("import", str(tmp_path / "inf.pth"), "inf", says="lr must be a finite number")
+    assert not runs_root.exists() or not any(runs_root.iterdir())

@@ -140,6 +140,9 @@ def prepare(definition: SweepDefinition, root: Path | None = None) -> Sweep:
             start_run(path / m.name, m.config)
             created.append(m.name)
     sweep = Sweep(path)
-    if created:  # a folder moved away is a member to train again, whatever the manifest said of it
-        sweep.set_status(dict.fromkeys(created, PENDING))
+    # the manifest's word is checked against each member's own files: a folder made anew, or one
+    # replaced by a copy that is not complete, is a member to train again, whatever the manifest said
+    stale = [m.name for m in members if statuses.get(m.name) == COMPLETE and not store.Run(path / m.name).is_complete]
+    if created or stale:
+        sweep.set_status(dict.fromkeys(created + stale, PENDING))
     return sweep
