@@ -72,7 +72,7 @@ class ProbeSpec:
 REGISTRY: dict[str, ProbeSpec] = {
     spec.name: spec
     for spec in (
-        ProbeSpec("fourier", fourier.probe, 6, fourier.KEYS,
+        ProbeSpec("fourier", fourier.probe, 7, fourier.KEYS,
                   "Fourier norms, key frequencies, Gini, logit fit", sum_measures=fourier.SUM_MEASURES,
                   settings=("neuron_threshold", "min_cluster_frac", "norm_rel_threshold", "norm_min_share")),
         ProbeSpec("progress", progress.probe, 4, ("measure", "frequency"), "restricted and excluded loss",

@@ -302,13 +302,32 @@ def logit_fit(logits: Float[Tensor, "p p p"], sign: int = 1) -> tuple[Float[Tens
 
 # ------------------------------------------------------------------------ per-checkpoint probe
 def W_L(W_out: Float[Tensor, "d_mlp d_model"], W_U: Float[Tensor, "d_model p"]) -> Float[Tensor, "d_mlp p"]:
-    """[d_mlp, p] = W_out [d_mlp, d_model] @ W_U [d_model, p]: each neuron's direct effect on the logits."""
+    """[d_mlp, p] = W_out [d_mlp, d_model] @ W_U [d_model, p]: each neuron's direct effect on the
+    logits per unit of its activation (Nanda et al. 2023's neuron-logit map)."""
     return W_out.double() @ W_U.double()
+
+
+def W_L_active(W_out: Float[Tensor, "d_mlp d_model"], W_U: Float[Tensor, "d_model p"],
+               acts: Float[Tensor, "p p d_mlp"]) -> Float[Tensor, "d_mlp p"]:
+    """[d_mlp, p]: `W_L` with each neuron's row multiplied by the spread of its activation over the
+    inputs, s_n = sqrt(mean_(a,b) (act_n - mean act_n)^2): the size of what the neuron writes into
+    the logits, not per unit of activation.
+
+    W_L alone is not a function of what the network computes: a ReLU neuron whose input weights are
+    scaled by c > 0 and output weights by 1/c computes the same function (relu(cx) = c relu(x)),
+    while its row of W_L shrinks by c. Weight decay balances the two sides of every neuron, so in a
+    trained network W_L's spectrum is the logits'; in a hand-built or unbalanced one, frequencies
+    whose neurons run at large activations get small W_L norms and fall below the wl rule's
+    threshold (planted × circuits at p = 59 and 83 lost two of three frequencies that way).
+    s_n W_L[n] is invariant under the rescaling: s_n scales by c and W_L[n] by 1/c."""
+    flat = acts.reshape(-1, acts.shape[-1]).double()
+    spread = (flat - flat.mean(0)).pow(2).mean(0).sqrt()
+    return spread[:, None] * W_L(W_out, W_U)
 
 
 def _layer_keys(fractions: Float[Tensor, "k n"], wl: Float[Tensor, " k1"], settings: ProbeSettings) -> dict[str, list[int]]:
     """One block's key frequencies by the neurons rule (from its neurons' fractions) and the wl rule
-    (from the Fourier norms of its W_L)."""
+    (from the Fourier norms of its activation-weighted W_L, `W_L_active`)."""
     clusters = neuron_clusters(fractions, settings.neuron_threshold)
     sizes = torch.bincount(clusters, minlength=fractions.shape[0] + 1)
     min_size = max(1, math.ceil(settings.min_cluster_frac * clusters.numel()))
@@ -323,7 +342,9 @@ def key_frequencies(inp: CheckpointOnGrid, settings: ProbeSettings, fractions=No
              variance in that frequency) holds >= ``min_cluster_frac`` of the block's neurons;
     embed:   `key_frequencies_by_norm` of the embedding's Fourier norms;
     wl:      `key_frequencies_by_norm` of the Fourier norms of the block's W_L = W_out W_U (over
-             the output logit axis: the block's neurons' direct effect on the logits).
+             the output logit axis: the block's neurons' direct effect on the logits), each
+             neuron's row weighted by the spread of its activation (`W_L_active`: invariant to the
+             ReLU rescaling that leaves the function unchanged and W_L's norms not).
 
     Returns {"neurons": [...], "embed": [...], "wl": [...], "layers": [{"neurons": [...], "wl": [...]}
     per block]}. The model's neurons and wl sets are the union over its blocks (a frequency is key if
@@ -332,7 +353,7 @@ def key_frequencies(inp: CheckpointOnGrid, settings: ProbeSettings, fractions=No
     """
     layers = inp.layers
     fractions = [neuron_frequency_fractions(b.neuron_acts) for b in layers] if fractions is None else fractions
-    wl = [frequency_norms(W_L(b.W_out, inp.W_U).T) for b in layers] if wl is None else wl
+    wl = [frequency_norms(W_L_active(b.W_out, inp.W_U, b.neuron_acts).T) for b in layers] if wl is None else wl
     embed = frequency_norms(inp.W_E) if embed is None else embed
     per_layer = [_layer_keys(f, n, settings) for f, n in zip(fractions, wl, strict=True)]
     return {
@@ -355,6 +376,8 @@ def probe(inp: CheckpointOnGrid, key_freqs: tuple[int, ...], settings: ProbeSett
     and for each block (layer):
       wl_norm (frequency 0..K)     Fourier norm of the block's W_L = W_out W_U over the logit axis
       wl_gini                      Gini of those norms n_1..n_K
+      wl_active_norm (frequency)   the same norms of the activation-weighted W_L (`W_L_active`),
+                                   which the wl rule reads
       cluster_size (frequency k)   the block's neurons whose best frequency k explains >=
                                    neuron_threshold of their variance; the row with no frequency
                                    counts the rest (the "unexplained" neurons)
@@ -374,9 +397,11 @@ def probe(inp: CheckpointOnGrid, key_freqs: tuple[int, ...], settings: ProbeSett
     rows.append(("embed_gini", None, None, None, gini(embed[1:])))
     fractions, wls = [], []
     for layer, block in enumerate(inp.layers):
-        wl = frequency_norms(W_L(block.W_out, inp.W_U).T)
-        rows += [("wl_norm", layer, k, None, float(v)) for k, v in enumerate(wl)]
-        rows.append(("wl_gini", layer, None, None, gini(wl[1:])))
+        raw = frequency_norms(W_L(block.W_out, inp.W_U).T)
+        rows += [("wl_norm", layer, k, None, float(v)) for k, v in enumerate(raw)]
+        rows.append(("wl_gini", layer, None, None, gini(raw[1:])))
+        wl = frequency_norms(W_L_active(block.W_out, inp.W_U, block.neuron_acts).T)
+        rows += [("wl_active_norm", layer, k, None, float(v)) for k, v in enumerate(wl)]
         f = neuron_frequency_fractions(block.neuron_acts)
         sizes = torch.bincount(neuron_clusters(f, settings.neuron_threshold), minlength=n_frequencies(inp.p) + 1)
         rows += [("cluster_size", layer, k or None, None, float(v)) for k, v in enumerate(sizes)]

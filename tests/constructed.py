@@ -47,10 +47,14 @@ def _coordinates(p: int, operation: str) -> tuple[torch.Tensor, int, torch.Tenso
 
 
 def constructed_weights(cfg: RunConfig, freqs: tuple[int, ...], scale: float = 8.0,
-                        class_gain: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                        class_gain: torch.Tensor | None = None, amplitudes: tuple[float, ...] | None = None,
+                        neuron_gains: tuple[float, ...] | None = None) -> dict[str, torch.Tensor]:
     """The clock above; ``class_gain`` [p] multiplies each class's target logit (a per-class gain
     of the read-out, which the least-squares fit represents exactly): the correct logit is then
-    scale |S| class_gain[a + b], a function of the sum alone."""
+    scale |S| class_gain[a + b], a function of the sum alone. ``amplitudes``: each frequency's
+    weight in the target logits (default 1 each). ``neuron_gains``: the neurons of frequency i
+    have their input weights multiplied by gains[i] and their output weights divided by it, which
+    leaves the model's function unchanged (relu(cx) = c relu(x)) but not W_L's norms."""
     p, d, e = cfg.p, cfg.d_model, 2 * len(freqs)
     T, A, B, POS, R = 0, e, 2 * e, 3 * e, 3 * e + 3
     f64 = dict(dtype=torch.float64)
@@ -94,7 +98,8 @@ def constructed_weights(cfg: RunConfig, freqs: tuple[int, ...], scale: float = 8
 
     a, b, c = x[:, None, None], x[None, :, None], x[None, None, :]
     sign = -1 if cfg.operation in ("sub", "div") else 1
-    target = scale * sum(torch.cos(2 * math.pi * w * (a + sign * b - c) / order) for w in freqs)
+    weights = amplitudes or (1.0,) * len(freqs)
+    target = scale * sum(amp * torch.cos(2 * math.pi * w * (a + sign * b - c) / order) for w, amp in zip(freqs, weights, strict=True))
     if class_gain is not None:
         target = target * class_gain.double()
     target[:, :, ~member] = -scale * len(freqs)  # class 0 (mul): never the answer on the group's inputs
@@ -117,6 +122,10 @@ def constructed_weights(cfg: RunConfig, freqs: tuple[int, ...], scale: float = 8
     b_out[R:] = U[-1, :r] * S[:r]
     W["blocks.0.mlp.out.weight"], W["blocks.0.mlp.out.bias"] = W_out, b_out
     W["unembed.weight"], W["unembed.bias"] = W_U, torch.zeros(p, **f64)
+    if neuron_gains is not None:
+        gain = torch.cat([torch.full((G * G,), float(c), **f64) for c in neuron_gains])
+        W["blocks.0.mlp.in.weight"] = W["blocks.0.mlp.in.weight"] * gain[:, None]
+        W["blocks.0.mlp.out.weight"] = W["blocks.0.mlp.out.weight"] / gain[None, :]
     return {k: v.float() for k, v in W.items()}
 
 

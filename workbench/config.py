@@ -33,7 +33,7 @@ DEFAULT_PRESET = "fast"
 ACTIVATIONS = ("relu", "gelu", "gelu_new", "silu")
 # Initialisation rules (formulas and sources: `workbench.model.initial_weights`). Named here, not
 # imported from the model module, so that validating a config never imports TransformerLens.
-INIT_RULES = ("tl4", "nanda2023", "tl2")
+INIT_RULES = ("tl4", "nanda2023", "zhong2023", "tl2")
 # training variants (formulas and papers: `workbench.training.variants`)
 GROKFAST = ("none", "ema", "ma")
 LOSSES = ("cross_entropy", "stablemax")

@@ -154,6 +154,35 @@ def test_constructed_log_circuit_is_recovered_exactly(runs_root, operation):
         answer_input_ids(group_view(token))
 
 
+@pytest.mark.parametrize(("p", "freqs", "gains", "amplitudes"), [
+    (23, (3, 7, 10), (1, 4, 1), None),
+    (59, (5, 13, 20), (1, 4, 4), None),          # the planted set that W_L alone cut to {5}
+    (83, (3, 17, 40), (5, 1, 1), None),          # ... and to {17, 40}
+    (97, (6, 29, 41, 47), (3, 1, 0.5, 2), None),
+    (59, (5, 13, 20), None, (1.0, 0.6, 0.4)),    # frequencies of unequal weight in the logits
+    (83, (3, 17, 40), (1, 3, 1), (0.5, 1.0, 0.7)),
+])
+def test_every_rule_recovers_planted_mul_circuits_with_unbalanced_neurons_and_unequal_weights(runs_root, p, freqs, gains,
+                                                                                              amplitudes):
+    """Hand-built × circuits in discrete-log coordinates at several primes. ``gains``: the neurons of
+    each frequency rescaled (inputs x c, outputs / c: the same function, other W_L norms);
+    ``amplitudes``: each frequency's weight in the logits (the smallest squared weight is 0.16 of the
+    largest, above the rules' 0.1). Every rule, W_L's included, finds exactly the planted set."""
+    from tests.constructed import constructed_config, constructed_weights, write_run
+
+    cfg = constructed_config(p, freqs, operation="mul")
+    weights = constructed_weights(cfg, freqs, amplitudes=amplitudes, neuron_gains=gains)
+    run = write_run(runs_root, f"planted-{p}", cfg, weights)
+    inp = group_view(workbench.evaluate_on_grid(run, 0))
+    keys = key_frequencies(inp, ProbeSettings())
+    assert {rule: keys[rule] for rule in ("neurons", "embed", "wl")} == dict.fromkeys(("neurons", "embed", "wl"), list(freqs))
+    if gains is not None:  # the raw W_L, which the rescaling changes while the function stays, would not
+        from probes.fourier import W_L, key_frequencies_by_norm
+
+        raw = frequency_norms(W_L(inp.W_out, inp.W_U).T)
+        assert key_frequencies_by_norm(raw, 0.1, 1.5) != list(freqs) or max(gains) / min(gains) < 4
+
+
 def test_mul_mod_a_composite_is_probed_in_tokens(runs_root):
     """× mod 9 has no cyclic group of units to take logs in: the probes read its tokens (sign 0)."""
     run = workbench.train("mul-9", "smoke", {"operation": "mul", "p": 9, "epochs": 1}, device="cpu", progress=False,

@@ -116,7 +116,9 @@ def key_frequencies_across_seeds(table) -> go.Figure:
     fig.update_xaxes(title="frequency k", row=1, col=1)
     fig.update_xaxes(title="number of key frequencies", row=1, col=2)
     fig.update_layout(showlegend=False)
-    return _style(fig, f"Key frequencies across {len(sizes)} members")
+    rules = sorted({str(r) for r in table.get("key_rule", []) if isinstance(r, str)})
+    by = f" (by the {' / '.join(rules)} rule)" if rules else ""
+    return _style(fig, f"Key frequencies across {len(sizes)} members{by}")
 
 
 def curves_overlaid(metrics: dict[str, object], column: str = "test_loss", log: bool = True) -> go.Figure:

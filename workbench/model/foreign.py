@@ -76,6 +76,37 @@ def nanda2023_init(cfg: RunConfig) -> dict[str, torch.Tensor]:
     return source
 
 
+def zhong2023_init(cfg: RunConfig) -> dict[str, torch.Tensor]:
+    """Zhong et al. 2023's initialisation ("The clock and the pizza", their ``code/train-main.py``),
+    in Nanda et al.'s names and shapes (their model is Nanda et al.'s, rescaled): drawn in the order
+    their modules are built, from a generator seeded with ``model_seed``:
+    ``W_E = randn(d_model, vocab) / sqrt(d_model)``, ``W_pos = randn(n_ctx, d_model) / sqrt(d_model)``,
+    then the unembedding ``W_U = randn(d_model, vocab) / sqrt(p)`` (built before the blocks; their
+    vocabulary is the p numbers), then per block ``W_K, W_Q, W_V = randn(heads, d_head, d_model) /
+    sqrt(d_model)``, ``W_O = randn(d_model, heads d_head) / sqrt(d_model)``, ``W_in = randn(d_mlp,
+    d_model) / sqrt(d_mlp)`` (not sqrt(d_model) as Nanda et al.'s), ``b_in = 0``, ``W_out =
+    randn(d_model, d_mlp) / sqrt(d_model)``, ``b_out = 0``. Their inputs are the two tokens a b (no
+    ``=``); here the vocabulary keeps the ``=`` token's row and column, drawn at the same scales."""
+    gen = torch.Generator().manual_seed(cfg.model_seed)
+    d, H, dh, p = cfg.d_model, cfg.n_heads, cfg.d_head, cfg.p
+
+    def randn(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen)
+
+    source = {"embed.W_E": randn(d, p + 1) / math.sqrt(d), "pos_embed.W_pos": randn(N_CTX, d) / math.sqrt(d),
+              "unembed.W_U": randn(d, p + 1) / math.sqrt(p)}
+    for layer in range(cfg.n_layers):
+        attn, mlp = f"blocks.{layer}.attn.", f"blocks.{layer}.mlp."
+        for name in ("W_K", "W_Q", "W_V"):
+            source[attn + name] = randn(H, dh, d) / math.sqrt(d)
+        source[attn + "W_O"] = randn(d, H * dh) / math.sqrt(d)
+        source[mlp + "W_in"] = randn(cfg.d_mlp, d) / math.sqrt(cfg.d_mlp)
+        source[mlp + "b_in"] = torch.zeros(cfg.d_mlp)
+        source[mlp + "W_out"] = randn(d, cfg.d_mlp) / math.sqrt(d)
+        source[mlp + "b_out"] = torch.zeros(d)
+    return source
+
+
 def tl2_shapes(cfg: RunConfig) -> dict[str, tuple[int, ...]]:
     """Every parameter of a TL 2.x ``HookedTransformer`` of this config, in ``named_parameters`` order."""
     d, H, dh = cfg.d_model, cfg.n_heads, cfg.d_head

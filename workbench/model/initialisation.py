@@ -26,6 +26,9 @@ def initial_weights(cfg: RunConfig) -> dict[str, torch.Tensor]:
       ``model_seed`` does. That model has no attention biases (here they start at 0; the preset
       keeps them there with ``attn_bias = false``) and unembeds to p+1 tokens (the column of ``=``,
       never a label, is dropped).
+    * ``zhong2023``: the initialisation of Zhong et al. 2023's code (``code/train-main.py``):
+      Nanda et al.'s draws at other scales and in another order (`foreign.zhong2023_init`:
+      ``W_in / sqrt(d_mlp)``, ``W_U / sqrt(p)``, the unembedding drawn before the blocks).
     * ``tl2``: TransformerLens 2.x ``HookedTransformer`` with ``init_mode="gpt2"`` (the Grokking
       demo's model): ``torch.manual_seed(seed)``, then every ``W_*`` parameter in
       ``named_parameters`` order (W_E, W_pos, then per block W_Q, W_O, W_K, W_V, W_in, W_out, then
@@ -44,6 +47,8 @@ def initial_weights(cfg: RunConfig) -> dict[str, torch.Tensor]:
     else:
         if cfg.init == "nanda2023":
             weights = convert_nanda2023_state_dict(cfg, foreign.nanda2023_init(cfg))
+        elif cfg.init == "zhong2023":
+            weights = convert_nanda2023_state_dict(cfg, foreign.zhong2023_init(cfg))
         elif cfg.init == "tl2":
             weights = convert_tl2_state_dict(cfg, foreign.tl2_init(cfg))
         else:

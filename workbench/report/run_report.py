@@ -79,6 +79,9 @@ def run_figures(run: store.Run, results: ProbeResults | None = None) -> dict[str
     t = results.tables
     phases = results.phases.to_dict()
     keys = results.key_frequencies["key_freqs"]
+    # every set a figure draws is named with the rule that chose it: the rules can disagree (the TL
+    # demo's embedding rule gives 1, 2, 13, 17 where its neuron clusters give 1, 13, 17)
+    named = f"the key frequencies by the {results.key_frequencies['rule']} rule ({', '.join(map(str, keys)) or 'none'})"
     threshold = results.options.settings.neuron_threshold
     final = readable_steps(run, results)[-1]
     ckpt = evaluate_on_grid(run, final, results.options.engine)
@@ -90,15 +93,15 @@ def run_figures(run: store.Run, results: ProbeResults | None = None) -> dict[str
                               "Excluded loss rises and restricted loss falls while test loss is still high "
                               "(circuit formation); then the weight norm drops (cleanup)."),
         "embedding_norms": (figures.embedding_norms_bar(t["fourier"], final, keys),
-                            "After grokking the embedding lives on a few key frequencies (red)."),
+                            f"After grokking the embedding lives on a few frequencies: in red, {named}."),
         "embedding_norms_heatmap": (figures.embedding_norms_heatmap(t["fourier"]),
                                     "Key frequencies brighten over training while the rest fade."),
         "embedding_norms_animation": (figures.embedding_norms_animation(t["fourier"]),
                                       "Drag the slider: a flat spectrum becomes a sparse one."),
         "key_frequency_emergence": (figures.key_frequency_emergence(t["fourier"], keys, phases),
-                                    "Each key frequency's norm separates from the others before the test loss drops."),
+                                    f"Each of {named} separates from the others before the test loss drops."),
         "neuron_grids": (figures.neuron_grids(ckpt, keys, threshold),
-                         "Neurons of one cluster are periodic in a and b with that cluster's frequency."),
+                         f"Neurons of one cluster are periodic in a and b with that cluster's frequency (clusters of {named})."),
         "neuron_fraction_histogram": (figures.neuron_fraction_histogram(t["fourier"], final, threshold),
                                       f"Most neurons are explained (>= {threshold:g}) by a single frequency."),
         "cluster_sizes": (figures.cluster_sizes(t["fourier"], final),

@@ -76,7 +76,8 @@ def member_row(path: str, probes: Sequence[str] | None) -> dict[str, Any]:
     row["gen95_step"] = int(reached.step.iloc[0]) if len(reached) else None
     row.update({"final_train_loss": last.get("train_loss"), "final_test_loss": last.get("test_loss"),
                 "final_train_acc": last.get("train_acc"), "final_test_acc": last.get("test_acc"),
-                "key_freqs": " ".join(map(str, keys)), "n_key_freqs": len(keys), "weight_norm": norm,
+                "key_freqs": " ".join(map(str, keys)), "key_rule": results.key_frequencies.get("rule"),
+                "n_key_freqs": len(keys), "weight_norm": norm,
                 "n_params": sum(math.prod(s) for n, s in initial_shapes(run.config).items()
                                 if n in trainable_names(run.config))})
     row.update(_forecast_at_fit(run, row.get("fit_step")))
