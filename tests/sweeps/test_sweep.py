@@ -257,7 +257,7 @@ def test_case_override_keeps_only_the_named_cases(tmp_path):
 
 
 def test_shipped_definitions_expand_and_name_their_members():
-    for name, count in (("frac-wd", 20), ("seeds", 8), ("model-wise", 22), ("sample-wise", 12)):
+    for name, count in (("frac-wd", 60), ("seeds", 8), ("model-wise", 22), ("sample-wise", 12)):
         members = read_definition(name).members()
         assert len(members) == count and len({m.name for m in members}) == count
     seeds = read_definition("seeds").members()

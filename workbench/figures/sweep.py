@@ -76,18 +76,26 @@ def phase_diagram(table, x: str, y: str) -> go.Figure:
     return _style(fig, f"Phase diagram over {x} × {y} (t: steps to 99% test accuracy)")
 
 
-def steps_to_grok(table, axis: str) -> go.Figure:
+def steps_to_grok(table, axis: str, by: str | None = None) -> go.Figure:
     """Steps to 99% test accuracy (gen_step) against ``axis``: a dot per member, the median over
-    seeds as a line; members that never generalise are marked at the top as 'never'."""
+    seeds as a line with the seeds' min–max as error bars; members that never generalise are marked
+    at the top as 'never'. ``by``: one median line per value of that axis (Power et al.'s trend at
+    each weight decay), instead of one over every member."""
     fig = go.Figure()
     if "gen_step" not in table:  # no member finished: nothing to draw yet
         table = table.assign(gen_step=float("nan"))
     done = table.dropna(subset=["gen_step"])
     fig.add_trace(go.Scatter(x=done[axis], y=done.gen_step, mode="markers", name="a member (seed)",
-                             marker=dict(color="#1f77b4", size=8, opacity=0.6)))
-    med = done.groupby(axis).gen_step.median().reset_index()
-    fig.add_trace(go.Scatter(x=med[axis], y=med.gen_step, mode="lines+markers", name="median over seeds",
-                             line=dict(color="#1f77b4")))
+                             marker=dict(color="#1f77b4", size=8, opacity=0.35)))
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+    lines = [(None, done)] if by is None else [(value, done[done[by] == value]) for value in sorted(done[by].unique())]
+    for i, (value, part) in enumerate(lines):
+        stats = part.groupby(axis).gen_step.agg(["median", "min", "max"]).reset_index()
+        name = "median over seeds" if value is None else f"{by} {_label(value)}: median over seeds"
+        fig.add_trace(go.Scatter(
+            x=stats[axis], y=stats["median"], mode="lines+markers", name=name, line=dict(color=palette[i % len(palette)]),
+            error_y=dict(type="data", symmetric=False, array=stats["max"] - stats["median"],
+                         arrayminus=stats["median"] - stats["min"], thickness=1)))
     never = table[table.gen_step.isna()]
     if len(never):
         top = float(done.gen_step.max()) * 1.15 if len(done) else 1.0

@@ -78,10 +78,13 @@ def sweep_figures(sweep: Sweep, table) -> dict[str, tuple[go.Figure, str]]:
                                  "the grokking band between comprehension and memorisation (Liu et al. 2022, Fig. 6), "
                                  "and how the steps to generalise grow towards its edge.")
     for axis in axes:
+        by = next((a for a in axes if a != axis), None) if axis == "frac_train" else None
         figs[f"steps_to_grok_{axis}"] = (
-            figures.steps_to_grok(trained, axis),
-            f"Steps to 99% test accuracy against {axis}; the spread of dots at one value is the spread over seeds. "
-            "Power et al. 2022 (Fig. 1): the time to generalise rises steeply as the training fraction falls.")
+            figures.steps_to_grok(trained, axis, by=by),
+            f"Steps to 99% test accuracy against {axis}"
+            + (f", a median line per {by} with the seeds' min–max" if by else "; the spread of dots at one value is "
+               "the spread over seeds") + ". Power et al. 2022 (Fig. 1): the time to generalise rises steeply as the "
+            "training fraction falls.")
     if "key_freqs" in trained and trained.key_freqs.notna().any():
         figs["key_frequencies"] = (figures.key_frequencies_across_seeds(trained),
                                    "Which frequencies members use, and how many: across seeds the set changes while "
