@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from workbench.config import RunConfig
-from workbench.errors import UsageError, os_error_line
+from workbench.errors import UsageError
 from workbench.store import files
 from workbench.store.formats import write_tensors
-from workbench.store.layout import CONFIG, LOCK, PROVENANCE, SPLIT, STEPS_DIR
+from workbench.store.layout import CONFIG, LOCK, PROVENANCE, SPLIT, STEPS_DIR, runs_root_is_a_file
 from workbench.store.run import Run
 from workbench.store.state import ResumeState, write_state
 from workbench.tasks import Split
@@ -21,16 +21,8 @@ _STALE_S = 60  # a creation folder without its lock, untouched this long, was le
 
 
 def ensure_runs_root(root: Path) -> Path:
-    """The folder runs live in, made if needed; a file in its place, or a folder that cannot be made,
-    is one `UsageError` line."""
-    root = Path(root)
-    if root.exists() and not root.is_dir():
-        raise UsageError(f"the runs root {root} is a file, not a folder; point WORKBENCH_CHECKPOINTS (or root=) at a folder")
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(os_error_line(exc, "create the runs root")) from None
-    return root
+    """The folder runs live in, made if needed (`files.ensure_folder`)."""
+    return files.ensure_folder(root, runs_root_is_a_file(root), "the runs root")
 
 
 def remove_stale_creations(root: Path) -> list[str]:

@@ -92,17 +92,22 @@ def _named(exc: OSError, path: Path) -> OSError:
     return exc
 
 
-def ensure_output_dir(path: Path) -> Path:
-    """Make the folder ``path`` (and its parents) for a command's output; a path that is a file,
-    or one that cannot be made, is one `UsageError` naming it."""
+def ensure_folder(path: Path, when_a_file: str, what: str) -> Path:
+    """Make the folder ``path`` (and its parents); a file in its place is `UsageError(when_a_file)`,
+    a folder that cannot be made one line naming ``what`` and the cause."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise UsageError(f"output folder {path} is a file; give --out a folder")
+        raise UsageError(when_a_file)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(f"cannot make the output folder {path}: {exc.strerror or exc}") from exc
+        raise UsageError(os_error_line(_named(exc, path), f"make {what}")) from None
     return path
+
+
+def ensure_output_dir(path: Path) -> Path:
+    """Make the folder ``path`` (and its parents) for a command's output (`ensure_folder`)."""
+    return ensure_folder(path, f"output folder {path} is a file; give --out a folder", "the output folder")
 
 
 def write_bytes(path: Path, data: bytes) -> None:

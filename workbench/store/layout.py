@@ -63,6 +63,11 @@ def default_root() -> Path:
     return Path.cwd() / "checkpoints"
 
 
+def runs_root_is_a_file(root: Path) -> str:
+    """The one line for a runs root that a file stands in."""
+    return f"the runs root {root} is a file, not a folder; point WORKBENCH_CHECKPOINTS (or root=) at a folder"
+
+
 def check_run_name(name: str) -> str:
     """A run name is one plain folder name: letters, digits, ``_ . -``; no ``/`` or ``..``."""
     if not isinstance(name, str) or not _RUN_NAME.fullmatch(name) or ".." in name:

@@ -45,6 +45,7 @@ from workbench.store.layout import (
     default_root,
     probe_table_path,
     run_path,
+    runs_root_is_a_file,
     step_filename,
 )
 from workbench.tasks import Dataset, Split, make_dataset
@@ -259,7 +260,7 @@ def list_runs(root: Path | None = None) -> list[str]:
     being created, are not runs), sorted. A runs root that is a file is one `UsageError` line."""
     root = Path(root if root is not None else default_root())
     if root.exists() and not root.is_dir():
-        raise UsageError(f"the runs root {root} is a file, not a folder; point WORKBENCH_CHECKPOINTS (or root=) at a folder")
+        raise UsageError(runs_root_is_a_file(root))
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and (p / CONFIG).is_file())
