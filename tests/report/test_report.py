@@ -117,3 +117,23 @@ def test_report_shows_the_complexity_measures_and_llc_when_the_run_has_them(runs
     healthy = wide[wide.healthy == 1]
     assert list(fig.data[0].y) == pytest.approx(healthy.llc.tolist())
     assert list(fig.data[0].error_y.array) == pytest.approx(healthy.llc_std.tolist())
+
+
+def test_steps_to_grok_draws_each_cells_median_and_seed_range_per_line():
+    """frac-wd's trend figure: one median line per value of the other axis, error bars from each
+    cell's own seeds (not pooled over the other axis), 'never' marks, a log axis for a wide range."""
+    import pandas as pd
+
+    rows = [(0.3, 0.1, None), (0.3, 0.1, None), (0.5, 0.1, 900.0), (0.5, 0.1, 1500.0), (0.5, 0.1, 1200.0),
+            (0.3, 3.0, 400.0), (0.3, 3.0, 200.0), (0.5, 3.0, 100.0), (0.5, 3.0, 120.0)]
+    table = pd.DataFrame(rows, columns=["frac_train", "weight_decay", "gen_step"])
+    fig = figures.steps_to_grok(table, "weight_decay", by="frac_train")
+    lines = {t.name: t for t in fig.data if t.mode == "lines+markers"}
+    assert set(lines) == {"frac_train 0.3: median over seeds", "frac_train 0.5: median over seeds"}
+    half = lines["frac_train 0.5: median over seeds"]
+    assert list(half.x) == [0.1, 3.0] and list(half.y) == [1200.0, 110.0]
+    assert list(half.error_y.array) == [300.0, 10.0] and list(half.error_y.arrayminus) == [300.0, 10.0]
+    never = next(t for t in fig.data if t.name == "never reaches 99%")
+    assert len(never.x) == 2
+    assert fig.layout.xaxis.type == "log"
+    assert figures.steps_to_grok(table, "frac_train", by="weight_decay").layout.xaxis.type == "linear"

@@ -80,7 +80,8 @@ def steps_to_grok(table, axis: str, by: str | None = None) -> go.Figure:
     """Steps to 99% test accuracy (gen_step) against ``axis``: a dot per member, the median over
     seeds as a line with the seeds' min–max as error bars; members that never generalise are marked
     at the top as 'never'. ``by``: one median line per value of that axis (Power et al.'s trend at
-    each weight decay), instead of one over every member."""
+    each weight decay), instead of one over every member. An axis spanning a decade or more (weight
+    decay 0.1-3) is drawn on a log scale."""
     fig = go.Figure()
     if "gen_step" not in table:  # no member finished: nothing to draw yet
         table = table.assign(gen_step=float("nan"))
@@ -101,7 +102,9 @@ def steps_to_grok(table, axis: str, by: str | None = None) -> go.Figure:
         top = float(done.gen_step.max()) * 1.15 if len(done) else 1.0
         fig.add_trace(go.Scatter(x=never[axis], y=[top] * len(never), mode="markers", name="never reaches 99%",
                                  marker=dict(symbol="x", color="#d62728", size=9)))
-    fig.update_xaxes(title=axis)
+    values = table[axis].astype(float)
+    wide = bool((values > 0).all() and values.max() >= 10 * values.min())  # e.g. weight decay 0.1-3
+    fig.update_xaxes(title=axis + (" (log scale)" if wide else ""), type="log" if wide else "linear")
     fig.update_yaxes(title="steps to 99% test accuracy", rangemode="tozero")
     return _style(fig, f"Steps to generalise against {axis}")
 

@@ -78,7 +78,7 @@ def sweep_figures(sweep: Sweep, table) -> dict[str, tuple[go.Figure, str]]:
                                  "the grokking band between comprehension and memorisation (Liu et al. 2022, Fig. 6), "
                                  "and how the steps to generalise grow towards its edge.")
     for axis in axes:
-        by = next((a for a in axes if a != axis), None) if axis == "frac_train" else None
+        by = next((a for a in axes if a != axis), None)  # a line per value of the other axis: each cell's median
         figs[f"steps_to_grok_{axis}"] = (
             figures.steps_to_grok(trained, axis, by=by),
             f"Steps to 99% test accuracy against {axis}"
