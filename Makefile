@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# The CPU wheel on this machine; on a GPU box: make setup TORCH_SPEC='torch==2.13.0' (or your CUDA build)
+# The CPU wheel on this machine (its pip index serves one); on a GPU box: make clean-venv setup TORCH_SPEC='...' (your CUDA build)
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.setup-done
 
@@ -18,23 +18,25 @@ EPOCHS ?=
 DEVICE ?= auto
 SET ?=
 FROM_CHECKPOINT ?=
-TRAIN_ARGS = $(if $(PRESET),--preset $(call q,$(PRESET))) --device $(call q,$(DEVICE)) $(if $(EPOCHS),$(call q,epochs=$(EPOCHS))) $(if $(FROM_CHECKPOINT),--from-last-checkpoint) $(call qw,$(SET))
+EXTEND ?=
+TRAIN_ARGS = $(if $(PRESET),--preset $(call q,$(PRESET))) --device $(call q,$(DEVICE)) $(if $(EPOCHS),$(call q,epochs=$(EPOCHS))) $(if $(filter-out 0 no false,$(FROM_CHECKPOINT)),--from-last-checkpoint) $(if $(filter-out 0 no false,$(EXTEND)),--extend-imported) $(call qw,$(SET))
 
 .PHONY: help setup train probe report sweep import notebook demo test test-fast lint bench gpu-check docs runs presets clean-venv forecast forecast-fit forecast-eval rff double-descent
 
 help:  ## list targets
 	@echo "make setup                          create .venv and install everything (idempotent)"
-	@echo "make train RUN=name [PRESET=fast|mul|clock|pizza|two-layer|nanda2023|tl-demo|smoke] [EPOCHS=N] [SET='lr=3e-3 p=97'] [DEVICE=auto|cpu|cuda]"
+	@echo "make train RUN=name [PRESET=fast|mul|clock|pizza|pizza-zhong2023|two-layer|nanda2023|tl-demo|smoke] [EPOCHS=N] [SET='lr=3e-3 p=97'] [DEVICE=auto|cpu|cuda]"
 	@echo "                                    train a run into checkpoints/<name>/ (re-run to resume;"
-	@echo "                                    FROM_CHECKPOINT=1 rebuilds a damaged resume state from the last checkpoint)"
-	@echo "make probe RUN=name [PROBES=fourier,progress,weights,attention,clock_pizza,complexity,llc] [STEPS=all|last|A:B] [ENGINE=factored|bridge] [SET='key_rule=wl'] [WORKERS=N]"
+	@echo "                                    FROM_CHECKPOINT=1 rebuilds a damaged resume state from the last checkpoint;"
+	@echo "                                    EXTEND=1 EPOCHS=N trains an imported run on to step N)"
+	@echo "make probe RUN=name [PROBES=fourier,progress,weights,attention,clock_pizza,complexity,effective,llc] [STEPS=all|last|A:B] [ENGINE=factored|bridge] [SET='key_rule=wl'] [WORKERS=N]"
 	@echo "                                    measure every checkpoint; tables in checkpoints/<name>/probes/"
 	@echo "                                    (llc, the local learning coefficient, is opt-in: PROBES=llc; seconds per checkpoint: docs/results/bench.md)"
 	@echo "                                    (SET and ENGINE change the run's current probe options)"
 	@echo "make report RUN=name [SET=...] [ENGINE=...]"
 	@echo "                                    probe (cached, the run's current options) and write"
 	@echo "                                    checkpoints/<name>/report/index.html + PNG/SVG/PDF"
-	@echo "make sweep SWEEP=frac-wd|seeds|model-wise|sample-wise|variants|forecast-fit|forecast-heldout [EXECUTOR=local|ray] [SHARED_DISK=0] [WORKERS=N] [SET='epochs=1000 seeds=2']"
+	@echo "make sweep SWEEP=frac-wd|seeds|canonical-seeds|model-wise|sample-wise|variants|forecast-fit|forecast-heldout [EXECUTOR=local|ray] [SHARED_DISK=0] [WORKERS=N] [SET='epochs=1000 seeds=2']"
 	@echo "                                    train every member of a sweep in batched groups (resumable), probe them,"
 	@echo "                                    write checkpoints/<sweep>/sweep.csv (EXECUTOR=ray: \$$RAY_ADDRESS or a local Ray)"
 	@echo "make report SWEEP=name              checkpoints/<sweep>/report/index.html: phase diagram and sweep figures"
@@ -82,7 +84,7 @@ STEPS ?=
 ENGINE ?=
 WORKERS ?=
 probe: setup
-	@if [ -z $(call q,$(RUN)) ]; then echo "usage: make probe RUN=<name> [PROBES=fourier,progress,weights,attention,clock_pizza,complexity,llc] [STEPS=all|last|A:B] [ENGINE=factored|bridge] [SET='neuron_threshold=0.85 ...']"; exit 2; fi
+	@if [ -z $(call q,$(RUN)) ]; then echo "usage: make probe RUN=<name> [PROBES=fourier,progress,weights,attention,clock_pizza,complexity,effective,llc] [STEPS=all|last|A:B] [ENGINE=factored|bridge] [SET='neuron_threshold=0.85 ...']"; exit 2; fi
 	$(PY) -m workbench probe $(call q,$(RUN)) $(if $(PROBES),--probes $(call q,$(PROBES))) $(if $(STEPS),--steps $(call q,$(STEPS))) $(if $(ENGINE),--engine $(call q,$(ENGINE))) $(if $(WORKERS),--workers $(call q,$(WORKERS))) $(call qw,$(SET))
 
 report: setup

@@ -247,3 +247,37 @@ def test_an_imported_run_is_complete_as_imported_unless_extended_explicitly(orig
     assert cli.main(["train", "imp", "--extend-imported", "--no-progress"]) == 0
     assert (run.path / "metrics.jsonl").read_bytes().startswith(logged)  # the imported log stands, whole
     assert workbench.open_run("imp", runs_root).is_complete
+
+
+def test_a_complete_imported_run_trains_on_only_when_given_more_epochs_and_extend(original, runs_root, capsys):
+    """Nanda's file with its final model: the run is complete as imported; `train --extend-imported
+    epochs=N` raises its epochs (config, state identity and provenance) and trains on to N, keeping
+    the imported log and checkpoints; fewer epochs, or more without the flag, are refused."""
+    code, _, err = _import(capsys, original["folder"] / "nanda_obj.pth", "whole")
+    assert code == 0, err
+    run = workbench.open_run("whole", runs_root)
+    assert run.is_complete
+    old, logged = run.config.epochs, (run.path / "metrics.jsonl").read_bytes()
+    kept = {s: run.step_path(s).read_bytes() for s in run.steps}
+    assert cli.main(["train", "whole", f"epochs={old + 20}", "--no-progress"]) == 2
+    assert "different config" in capsys.readouterr().err
+    assert cli.main(["train", "whole", "--extend-imported", f"epochs={old}", "--no-progress"]) == 0  # nothing to do
+    assert cli.main(["train", "whole", "--extend-imported", f"epochs={old - 1}", "--no-progress"]) == 2
+    assert "does not extend" in capsys.readouterr().err
+    assert (run.path / "metrics.jsonl").read_bytes() == logged
+    assert cli.main(["train", "whole", "--extend-imported", f"epochs={old + 20}", "--no-progress"]) == 0, \
+        capsys.readouterr().err
+    run = workbench.open_run("whole", runs_root)
+    assert run.is_complete and run.config.epochs == old + 20 and run.metrics.step.max() == old + 20
+    assert (run.path / "metrics.jsonl").read_bytes().startswith(logged)
+    assert all(run.step_path(s).read_bytes() == b for s, b in kept.items())
+    assert run.provenance["extended"] == [{"from_epochs": old, "to_epochs": old + 20, "at_step": old}]
+    assert cli.main(["train", "whole", "--no-progress"]) == 0  # resumable and complete under its new identity
+
+
+def test_extend_imported_is_refused_for_a_run_that_was_not_imported(smoke_run):
+    before = (smoke_run.path / "config.json").read_bytes()
+    with pytest.raises(workbench.UsageError, match="was not imported"):
+        workbench.train(smoke_run.name, overrides={"epochs": 999}, root=smoke_run.path.parent, extend_imported=True,
+                        progress=False)
+    assert (smoke_run.path / "config.json").read_bytes() == before

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from workbench.errors import UsageError
+from workbench.store import files
 from workbench.store.formats import (
     CorruptCheckpoint,
     DamagedFile,
@@ -16,7 +17,7 @@ from workbench.store.formats import (
     rewrite_metrics,
     write_tensors,
 )
-from workbench.store.layout import METRICS, STATE
+from workbench.store.layout import CONFIG, METRICS, PROVENANCE, STATE
 from workbench.store.run import Run
 
 
@@ -108,3 +109,22 @@ def last_good_checkpoint(run: Run) -> tuple[int, dict[str, torch.Tensor]]:
         except CorruptCheckpoint:
             continue
     raise UsageError(f"run {run.name!r} has no readable checkpoint to resume from; train a new run")
+
+
+def extend_epochs(run: Run, epochs: int) -> Run:
+    """Give a run more epochs to train (an imported run being extended): its config gets the new
+    ``epochs``, its resume state (read and checked first, weights and moments unchanged) the
+    identity of the new config, and its provenance the change. Returns the run re-opened. A kill
+    between the two writes leaves a state marked for the old config, which is refused and rebuilt
+    from the last checkpoint as any stale state is."""
+    state = read_state(run)
+    old = run.config.epochs
+    files.write_json(run.path / CONFIG, {**run.config.to_dict(), "epochs": int(epochs)})
+    extended = Run(run.path)
+    write_state(extended, state)
+    provenance = dict(extended.provenance)
+    provenance["extended"] = [*provenance.get("extended", []), {"from_epochs": old, "to_epochs": int(epochs),
+                                                               "at_step": state.step}]
+    files.write_json(run.path / PROVENANCE, provenance)
+    return Run(run.path)
+

@@ -52,16 +52,27 @@ class TrainingFailed(UsageError):
 
 
 def _resolve_config(
-    run_path: Path, preset: str | Path | Mapping[str, Any] | RunConfig | None, overrides: Mapping[str, Any] | None
+    run_path: Path, preset: str | Path | Mapping[str, Any] | RunConfig | None, overrides: Mapping[str, Any] | None,
+    extend_imported: bool = False,
 ) -> tuple[RunConfig, RunConfig | None]:
-    """(config to train, saved config if the run exists). Refuses a contradicting request."""
+    """(config to train, saved config if the run exists). Refuses a contradicting request, but for
+    more ``epochs`` given to an imported run with ``extend_imported``."""
     saved = store.Run(run_path).config if (run_path / store.CONFIG).is_file() else None
     if saved is not None and preset is None:
         cfg = load_config(saved, overrides)  # overrides alone apply to the run's own config
     else:
         cfg = load_config(preset if preset is not None else DEFAULT_PRESET, overrides)
     if saved is not None and cfg != saved:
-        diffs = [f"{k}={v!r} (run has {saved.to_dict()[k]!r})" for k, v in cfg.to_dict().items() if saved.to_dict()[k] != v]
+        changed = {k for k, v in cfg.to_dict().items() if saved.to_dict()[k] != v}
+        if extend_imported and changed == {"epochs"}:
+            if not store.Run(run_path).provenance.get("imported_from"):
+                raise UsageError(f"run {run_path.name!r} was not imported: --extend-imported applies to imported runs; "
+                                 "give a trained run more epochs by training a new RUN")
+            if cfg.epochs <= saved.epochs:
+                raise UsageError(f"epochs={cfg.epochs} does not extend run {run_path.name!r} (it has epochs="
+                                 f"{saved.epochs}); give more")
+            return cfg, saved
+        diffs = [f"{k}={v!r} (run has {saved.to_dict()[k]!r})" for k, v in cfg.to_dict().items() if k in changed]
         raise UsageError(
             f"run {run_path.name!r} already exists with a different config: {'; '.join(diffs)}. "
             "Use a new RUN name, or drop the preset/overrides to resume it as it is"
@@ -123,7 +134,7 @@ def train(
     """
     monitor = resolve_monitor(progress)
     run_path = store.run_path(str(run), root)
-    cfg, saved = _resolve_config(run_path, preset, overrides)
+    cfg, saved = _resolve_config(run_path, preset, overrides, extend_imported)
     if stop_after is not None and stop_after < 0:
         raise UsageError(f"stop_after must be a step >= 0, got {stop_after}")
     dev = pick_device(device)
@@ -135,8 +146,13 @@ def train(
         if from_last_checkpoint:
             step = reset_state_from_checkpoint(handle)
             monitor.note(f"run {handle.name!r}: resume state rebuilt from the checkpoint at step {step} (fresh optimiser moments)")
+        if saved is not None and cfg.epochs != saved.epochs:  # an imported run given more epochs (_resolve_config)
+            handle = store.extend_epochs(handle, cfg.epochs)
+            monitor.note(f"run {handle.name!r}: epochs {saved.epochs} -> {cfg.epochs} (recorded in its provenance)")
         if handle.is_complete:
-            monitor.note(f"run {handle.name!r} is already complete at step {cfg.epochs}; nothing to do ({run_path})")
+            more = (f"; to train it further give --extend-imported epochs=N (N > {cfg.epochs})"
+                    if imported and extend_imported else "")
+            monitor.note(f"run {handle.name!r} is already complete at step {cfg.epochs}; nothing to do ({run_path}){more}")
             return handle
         keep = None
         if imported:
