@@ -136,4 +136,14 @@ def test_steps_to_grok_draws_each_cells_median_and_seed_range_per_line():
     never = next(t for t in fig.data if t.name == "never reaches 99%")
     assert len(never.x) == 2
     assert fig.layout.xaxis.type == "log"
-    assert figures.steps_to_grok(table, "frac_train", by="weight_decay").layout.xaxis.type == "linear"
+    assert figures.steps_to_grok(table, "frac_train", by="weight_decay").layout.xaxis.type is None  # plotly's own
+
+
+def test_steps_to_grok_takes_an_axis_of_named_cases():
+    """A sweep over named cases has strings on its axis: no log scale (plotly makes it a category axis)."""
+    import pandas as pd
+
+    table = pd.DataFrame({"case": pd.array(["w04", "add", "w04"], dtype="string"), "gen_step": [100.0, None, 300.0]})
+    fig = figures.steps_to_grok(table, "case")
+    assert fig.layout.xaxis.type is None
+    assert [t.name for t in fig.data] == ["a member (seed)", "median over seeds", "never reaches 99%"]

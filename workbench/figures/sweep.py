@@ -19,6 +19,7 @@ of its members' metrics -> plotly Figure. `workbench.sweep_report` writes them.
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -102,9 +103,10 @@ def steps_to_grok(table, axis: str, by: str | None = None) -> go.Figure:
         top = float(done.gen_step.max()) * 1.15 if len(done) else 1.0
         fig.add_trace(go.Scatter(x=never[axis], y=[top] * len(never), mode="markers", name="never reaches 99%",
                                  marker=dict(symbol="x", color="#d62728", size=9)))
-    values = table[axis].astype(float)
-    wide = bool((values > 0).all() and values.max() >= 10 * values.min())  # e.g. weight decay 0.1-3
-    fig.update_xaxes(title=axis + (" (log scale)" if wide else ""), type="log" if wide else "linear")
+    values = pd.to_numeric(table[axis], errors="coerce")  # a named case's axis holds strings: no log scale
+    wide = bool(len(values) and values.notna().all() and (values > 0).all()
+                and values.max() >= 10 * values.min())  # e.g. weight decay 0.1-3
+    fig.update_xaxes(title=axis + (" (log scale)" if wide else ""), type="log" if wide else None)
     fig.update_yaxes(title="steps to 99% test accuracy", rangemode="tozero")
     return _style(fig, f"Steps to generalise against {axis}")
 
