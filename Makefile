@@ -13,13 +13,16 @@ comma := ,
 # it closed, escaped and reopened), qw quotes each word of a list (SET's key=value items).
 q = '$(subst ','\'',$(1))'
 qw = $(foreach w,$(1),$(call q,$(w)))
+# A yes/no variable: 0, no and false (and empty) are off, anything else on.
+off = $(filter 0 no false,$(1))
+on = $(filter-out 0 no false,$(1))
 PRESET ?=
 EPOCHS ?=
 DEVICE ?= auto
 SET ?=
 FROM_CHECKPOINT ?=
 EXTEND ?=
-TRAIN_ARGS = $(if $(PRESET),--preset $(call q,$(PRESET))) --device $(call q,$(DEVICE)) $(if $(EPOCHS),$(call q,epochs=$(EPOCHS))) $(if $(filter-out 0 no false,$(FROM_CHECKPOINT)),--from-last-checkpoint) $(if $(filter-out 0 no false,$(EXTEND)),--extend-imported) $(call qw,$(SET))
+TRAIN_ARGS = $(if $(PRESET),--preset $(call q,$(PRESET))) --device $(call q,$(DEVICE)) $(if $(EPOCHS),$(call q,epochs=$(EPOCHS))) $(if $(call on,$(FROM_CHECKPOINT)),--from-last-checkpoint) $(if $(call on,$(EXTEND)),--extend-imported) $(call qw,$(SET))
 
 .PHONY: help setup train probe report sweep import notebook demo test test-fast lint bench gpu-check docs runs presets clean-venv forecast forecast-fit forecast-eval rff double-descent
 
@@ -97,7 +100,7 @@ SHARED_DISK ?=
 GROUP_SIZE ?=
 sweep: setup
 	@if [ -z $(call q,$(SWEEP)) ]; then echo "usage: make sweep SWEEP=<frac-wd|seeds|model-wise|...> [EXECUTOR=local|ray] [WORKERS=N] [GROUP_SIZE=8] [SET='epochs=1000 seeds=2']"; exit 2; fi
-	$(PY) -m workbench sweep $(call q,$(SWEEP)) --executor $(call q,$(EXECUTOR)) $(if $(WORKERS),--workers $(call q,$(WORKERS))) $(if $(GROUP_SIZE),--group-size $(call q,$(GROUP_SIZE))) $(if $(filter 0 no false,$(SHARED_DISK)),--no-shared-disk) $(call qw,$(SET))
+	$(PY) -m workbench sweep $(call q,$(SWEEP)) --executor $(call q,$(EXECUTOR)) $(if $(WORKERS),--workers $(call q,$(WORKERS))) $(if $(GROUP_SIZE),--group-size $(call q,$(GROUP_SIZE))) $(if $(call off,$(SHARED_DISK)),--no-shared-disk) $(call qw,$(SET))
 
 PORT ?= 8888
 notebook: setup  ## JupyterLab on notebooks/ with the project's kernel; open the URL it prints

@@ -320,9 +320,14 @@ def W_L_active(W_out: Float[Tensor, "d_mlp d_model"], W_U: Float[Tensor, "d_mode
     whose neurons run at large activations get small W_L norms and fall below the wl rule's
     threshold (planted × circuits at p = 59 and 83 lost two of three frequencies that way).
     s_n W_L[n] is invariant under the rescaling: s_n scales by c and W_L[n] by 1/c."""
+    return activation_spread(acts)[:, None] * W_L(W_out, W_U)
+
+
+def activation_spread(acts: Float[Tensor, "p p d_mlp"]) -> Float[Tensor, " d_mlp"]:
+    """Each neuron's activation spread over the inputs, s_n = sqrt(mean_(a,b) (act_n - mean act_n)^2):
+    the row weights of `W_L_active`."""
     flat = acts.reshape(-1, acts.shape[-1]).double()
-    spread = (flat - flat.mean(0)).pow(2).mean(0).sqrt()
-    return spread[:, None] * W_L(W_out, W_U)
+    return (flat - flat.mean(0)).pow(2).mean(0).sqrt()
 
 
 def _layer_keys(fractions: Float[Tensor, "k n"], wl: Float[Tensor, " k1"], settings: ProbeSettings) -> dict[str, list[int]]:
@@ -397,10 +402,11 @@ def probe(inp: CheckpointOnGrid, key_freqs: tuple[int, ...], settings: ProbeSett
     rows.append(("embed_gini", None, None, None, gini(embed[1:])))
     fractions, wls = [], []
     for layer, block in enumerate(inp.layers):
-        raw = frequency_norms(W_L(block.W_out, inp.W_U).T)
+        neuron_logit = W_L(block.W_out, inp.W_U)
+        raw = frequency_norms(neuron_logit.T)
         rows += [("wl_norm", layer, k, None, float(v)) for k, v in enumerate(raw)]
         rows.append(("wl_gini", layer, None, None, gini(raw[1:])))
-        wl = frequency_norms(W_L_active(block.W_out, inp.W_U, block.neuron_acts).T)
+        wl = frequency_norms((activation_spread(block.neuron_acts)[:, None] * neuron_logit).T)  # `W_L_active`
         rows += [("wl_active_norm", layer, k, None, float(v)) for k, v in enumerate(wl)]
         f = neuron_frequency_fractions(block.neuron_acts)
         sizes = torch.bincount(neuron_clusters(f, settings.neuron_threshold), minlength=n_frequencies(inp.p) + 1)

@@ -56,24 +56,7 @@ def nanda2023_init(cfg: RunConfig) -> dict[str, torch.Tensor]:
     `workbench.model.initial_weights`): ``randn(...) / sqrt(d_model)`` for every matrix but W_U,
     ``randn(d_model, p+1) / sqrt(p+1)`` for W_U, zero MLP biases, drawn in the order their modules
     are built, from a generator seeded with ``model_seed``."""
-    gen = torch.Generator().manual_seed(cfg.model_seed)
-    d, H, dh, p = cfg.d_model, cfg.n_heads, cfg.d_head, cfg.p
-
-    def randn(*shape: int) -> torch.Tensor:
-        return torch.randn(*shape, generator=gen)
-
-    source = {"embed.W_E": randn(d, p + 1) / math.sqrt(d), "pos_embed.W_pos": randn(N_CTX, d) / math.sqrt(d)}
-    for layer in range(cfg.n_layers):
-        attn, mlp = f"blocks.{layer}.attn.", f"blocks.{layer}.mlp."
-        for name in ("W_K", "W_Q", "W_V"):
-            source[attn + name] = randn(H, dh, d) / math.sqrt(d)
-        source[attn + "W_O"] = randn(d, H * dh) / math.sqrt(d)
-        source[mlp + "W_in"] = randn(cfg.d_mlp, d) / math.sqrt(d)
-        source[mlp + "b_in"] = torch.zeros(cfg.d_mlp)
-        source[mlp + "W_out"] = randn(d, cfg.d_mlp) / math.sqrt(d)
-        source[mlp + "b_out"] = torch.zeros(d)
-    source["unembed.W_U"] = randn(d, p + 1) / math.sqrt(p + 1)
-    return source
+    return _nanda_family_init(cfg, w_in_scale=cfg.d_model, w_u_scale=cfg.p + 1, unembed_first=False)
 
 
 def zhong2023_init(cfg: RunConfig) -> dict[str, torch.Tensor]:
@@ -87,23 +70,33 @@ def zhong2023_init(cfg: RunConfig) -> dict[str, torch.Tensor]:
     d_model) / sqrt(d_mlp)`` (not sqrt(d_model) as Nanda et al.'s), ``b_in = 0``, ``W_out =
     randn(d_model, d_mlp) / sqrt(d_model)``, ``b_out = 0``. Their inputs are the two tokens a b (no
     ``=``); here the vocabulary keeps the ``=`` token's row and column, drawn at the same scales."""
+    return _nanda_family_init(cfg, w_in_scale=cfg.d_mlp, w_u_scale=cfg.p, unembed_first=True)
+
+
+def _nanda_family_init(cfg: RunConfig, w_in_scale: int, w_u_scale: int, unembed_first: bool) -> dict[str, torch.Tensor]:
+    """The draws both inits share, in their order: W_E, W_pos, (W_U if ``unembed_first``), per block
+    W_K, W_Q, W_V, W_O, W_in (/ sqrt(``w_in_scale``)), b_in = 0, W_out, b_out = 0, (else W_U), every
+    matrix / sqrt(d_model) but W_in and W_U (/ sqrt(``w_u_scale``))."""
     gen = torch.Generator().manual_seed(cfg.model_seed)
     d, H, dh, p = cfg.d_model, cfg.n_heads, cfg.d_head, cfg.p
 
     def randn(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=gen)
 
-    source = {"embed.W_E": randn(d, p + 1) / math.sqrt(d), "pos_embed.W_pos": randn(N_CTX, d) / math.sqrt(d),
-              "unembed.W_U": randn(d, p + 1) / math.sqrt(p)}
+    source = {"embed.W_E": randn(d, p + 1) / math.sqrt(d), "pos_embed.W_pos": randn(N_CTX, d) / math.sqrt(d)}
+    if unembed_first:
+        source["unembed.W_U"] = randn(d, p + 1) / math.sqrt(w_u_scale)
     for layer in range(cfg.n_layers):
         attn, mlp = f"blocks.{layer}.attn.", f"blocks.{layer}.mlp."
         for name in ("W_K", "W_Q", "W_V"):
             source[attn + name] = randn(H, dh, d) / math.sqrt(d)
         source[attn + "W_O"] = randn(d, H * dh) / math.sqrt(d)
-        source[mlp + "W_in"] = randn(cfg.d_mlp, d) / math.sqrt(cfg.d_mlp)
+        source[mlp + "W_in"] = randn(cfg.d_mlp, d) / math.sqrt(w_in_scale)
         source[mlp + "b_in"] = torch.zeros(cfg.d_mlp)
         source[mlp + "W_out"] = randn(d, cfg.d_mlp) / math.sqrt(d)
         source[mlp + "b_out"] = torch.zeros(d)
+    if not unembed_first:
+        source["unembed.W_U"] = randn(d, p + 1) / math.sqrt(w_u_scale)
     return source
 
 
