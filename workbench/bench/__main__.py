@@ -1,0 +1,5 @@
+import sys
+
+from workbench.bench import main
+
+sys.exit(main())
