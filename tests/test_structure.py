@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # its ``__init__``). The root modules are units of their own.
 LAYERS = [
     {"workbench.errors"},
-    {"workbench.pool", "workbench.monitor", "workbench.tasks"},
+    {"workbench.pool", "workbench.monitor", "workbench.tasks", "workbench.inputs"},
     {"workbench.config"},
     {"workbench.store"},
     {"workbench.model"},

@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import tomllib
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import UsageError
+from workbench.inputs import read_user_file
 from workbench.tasks import SPLIT_RULES, check_task
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -223,17 +223,9 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
-    """The fields in a ``.toml`` or ``.json`` config file; one `UsageError` line if it cannot be read."""
-    try:
-        if path.suffix == ".toml":
-            with path.open("rb") as f:
-                values = tomllib.load(f)
-        else:
-            values = json.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path} is not valid {path.suffix[1:].upper()}: {str(exc).splitlines()[0]}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    """The fields in a ``.toml`` or ``.json`` config file (`inputs.read_user_file`: bounded in size
+    and depth); one `UsageError` line if it cannot be read."""
+    values = read_user_file(path, "config file", "give a .toml or .json file of config fields (key = value)")
     if not isinstance(values, dict):
         raise UsageError(f"{path} holds no table of config fields (got {type(values).__name__})")
     return values

@@ -17,7 +17,7 @@ from workbench.errors import UsageError
 from workbench.importer import import_run
 from workbench.probing import ENGINES, probe
 from workbench.report import IMAGE_FORMATS, build_report, metrics_line
-from workbench.store import PROBES_DIR, CorruptCheckpoint, list_runs, open_run
+from workbench.store import PROBES_DIR, CorruptCheckpoint, check_consistent, list_runs, open_run
 from workbench.training import train
 
 
@@ -158,6 +158,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     for name in names:  # a damaged run is listed with what is wrong, and the listing goes on
         try:
             run = open_run(name, root)
+            check_consistent(run)  # a state from another run, a cut log: listed as damaged, not at its step
             state = "complete" if run.is_complete else f"at step {run.state_step}"
             print(f"{name:20s} {run.config.operation} p={run.config.p}  {len(run.steps)} checkpoints  {state}")
         except (UsageError, CorruptCheckpoint) as exc:
@@ -167,6 +168,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     run = open_run(args.run, runs_root())
+    check_consistent(run)
     cfg = run.config
     steps = run.steps
     print(f"run {run.name}  ({run.path})")

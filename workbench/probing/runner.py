@@ -415,7 +415,7 @@ def probe(
     # read the run's own files first: a damaged one stops here, before anything is written
     options = current_options(run, settings, overrides, key_freqs, engine)
     n_train = len(run.split.train)
-    run.metrics_rows  # noqa: B018 - the phases read it at the end: a damaged log is refused now, not then
+    store.check_consistent(run)  # the log, the state and the checkpoints agree: a damaged or cut one is refused now
     if "llc" in {s.name for s in specs} and options.settings.llc_batch_size > n_train:
         raise UsageError(f"llc_batch_size {options.settings.llc_batch_size} exceeds the run's {n_train} training "
                          f"examples; give llc_batch_size=N with N <= {n_train}")

@@ -48,11 +48,13 @@ from workbench.store.layout import (
 from workbench.store.probe_cache import ProbeCache
 from workbench.store.provenance import new_provenance
 from workbench.store.results import (
+    read_signal_rows,
     report_dir,
     write_probe_json,
     write_probe_options,
     write_probe_table,
     write_report_page,
+    write_signal_rows,
 )
 from workbench.store.run import (
     Run,
@@ -66,6 +68,7 @@ from workbench.store.run import (
 )
 from workbench.store.state import (
     ResumeState,
+    check_consistent,
     extend_epochs,
     last_good_checkpoint,
     read_state,
@@ -74,4 +77,4 @@ from workbench.store.state import (
 )
 from workbench.store.transfer import pack_for_training, training_output, unpack, write_back
 
-__all__ = ["ensure_runs_root", "remove_stale_creations", "pack_for_training", "training_output", "unpack", "write_back", "ensure_output_dir", "RFF_TABLE", "write_json", "write_text", "MANIFEST_FORMAT", "CONFIG", "CRITERIA_FILE", "CorruptCheckpoint", "DamagedFile", "KEY_FREQUENCIES", "MANIFEST", "METRICS", "PHASES_FILE", "PROBES_DIR", "PROBE_OPTIONS", "PROVENANCE", "ProbeCache", "REPORT_DIR", "REPORT_PAGE", "ResumeState", "Run", "SPLIT", "STATE", "STEPS_DIR", "TABLE", "append_metrics", "extend_epochs", "check_run_name", "create_run", "default_root", "last_good_checkpoint", "list_runs", "open_run", "probe_lock", "probe_table_path", "new_provenance", "read_state", "read_table", "report_dir", "resolve_run_path", "rewrite_metrics", "run_path", "training_lock", "truncate_metrics", "write_checkpoint", "write_probe_json", "write_probe_options", "write_probe_table", "write_provenance", "write_report_page", "write_state", "write_table"]
+__all__ = ["ensure_runs_root", "remove_stale_creations", "pack_for_training", "training_output", "unpack", "write_back", "ensure_output_dir", "RFF_TABLE", "write_json", "write_text", "MANIFEST_FORMAT", "CONFIG", "CRITERIA_FILE", "CorruptCheckpoint", "DamagedFile", "KEY_FREQUENCIES", "MANIFEST", "METRICS", "PHASES_FILE", "PROBES_DIR", "PROBE_OPTIONS", "PROVENANCE", "ProbeCache", "REPORT_DIR", "REPORT_PAGE", "ResumeState", "Run", "SPLIT", "STATE", "STEPS_DIR", "TABLE", "append_metrics", "extend_epochs", "check_run_name", "create_run", "default_root", "last_good_checkpoint", "list_runs", "open_run", "probe_lock", "probe_table_path", "new_provenance", "read_state", "read_table", "report_dir", "resolve_run_path", "rewrite_metrics", "run_path", "training_lock", "truncate_metrics", "write_checkpoint", "write_probe_json", "write_probe_options", "write_probe_table", "write_provenance", "write_report_page", "write_state", "write_table", "read_signal_rows", "write_signal_rows", "check_consistent"]

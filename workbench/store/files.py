@@ -28,6 +28,24 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import UsageError, os_error_line
+from workbench.inputs import read_problem  # the one place an OS error on a file is named
+
+
+class UnreadableFile(UsageError):
+    """A file that cannot be opened for reading (no permission, not a regular file, a folder in its
+    place): not damage. No advice that would replace it is given, since nothing shows it is damaged."""
+
+
+def check_readable(path: Path, missing_ok: bool = False) -> None:
+    """`UnreadableFile` naming ``path`` and what to do, unless it can be opened (or, with
+    ``missing_ok``, does not exist: the caller says what a missing file means)."""
+    problem = read_problem(path)
+    if problem is None or (missing_ok and problem[0] == "missing"):
+        return
+    kind, words = problem
+    todo = {"permission": "check its permissions (and its folder's)", "folder": "move the folder away",
+            "special": "put the real file in its place", "missing": "check the path"}.get(kind, "check the path and the disk")
+    raise UnreadableFile(f"{path} {words}; {todo} (nothing was changed)")
 
 
 def _umask() -> int:

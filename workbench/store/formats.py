@@ -34,7 +34,9 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _read_json(path: Path, advice: str) -> Any:
-    """The JSON in ``path``; `DamagedFile` naming it (with ``advice``) if it is not JSON."""
+    """The JSON in ``path``; `DamagedFile` naming it (with ``advice``) if it is missing or not JSON;
+    `files.UnreadableFile` if the OS will not let it be read (permission, a FIFO: not damage)."""
+    files.check_readable(path, missing_ok=True)
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -46,6 +48,9 @@ def _read_json(path: Path, advice: str) -> Any:
 
 
 def _load_tensors(path: Path, advice: str) -> dict[str, torch.Tensor]:
+    """The tensors in ``path``; `files.UnreadableFile` (no advice that would replace it) where the OS
+    will not let it be read, `DamagedFile` with ``advice`` where it is read and is not safetensors."""
+    files.check_readable(path, missing_ok=True)
     try:
         return load_file(path)
     except _TENSOR_ERRORS as exc:
@@ -56,7 +61,9 @@ _MISSING = object()
 
 
 def _metadata(path: Path, key: str, default: Any = _MISSING) -> str:
-    """A safetensors file's metadata entry ``key`` (``default`` where it has none; else KeyError)."""
+    """A safetensors file's metadata entry ``key`` (``default`` where it has none; else KeyError);
+    `files.UnreadableFile` where the OS will not let it be read."""
+    files.check_readable(path)
     with safe_open(path, "pt") as f:
         meta = f.metadata() or {}
     if key not in meta and default is not _MISSING:
@@ -86,6 +93,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """The metrics rows, each a JSON object with a whole ``step`` >= 0 and numbers (or null) for its
     other fields. A torn last line (a crash in the middle of an append) is ignored; any other line
     that is not such a row is `DamagedFile`, naming the line: a damaged log is never read in part."""
+    files.check_readable(path, missing_ok=True)
     if not path.exists():
         return []
     try:

@@ -39,6 +39,8 @@ PROBE_OPTIONS = "settings.json"
 KEY_FREQUENCIES = "key_frequencies.json"
 
 PHASES_FILE = "phases.json"
+# the forecaster's per-checkpoint signals, cached in probes/ (rows keyed by the checkpoint file's size and time)
+FORECAST_SIGNALS = "forecast-signals.csv"
 
 PROBE_INDEX_FORMAT = 2  # bump when the index layout changes: an older index is recomputed once
 

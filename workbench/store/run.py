@@ -119,7 +119,26 @@ class Run:
             state = "missing" if not path.exists() else "empty"
             raise DamagedFile(f"{path} is {state} but the run has checkpoints up to step {self.steps[-1]}: its losses "
                               f"are lost; {METRICS_ADVICE}")
+        gap = self._metrics_gap(rows)
+        if gap:
+            raise DamagedFile(f"{path} lacks the evaluations at {len(gap)} step(s) from {gap[0]} to {gap[-1]} that training "
+                              f"logged before its checkpoints up to step {self.steps[-1]} (the log was cut); {METRICS_ADVICE}")
         return rows
+
+    def _metrics_gap(self, rows: list[dict[str, Any]]) -> list[int]:
+        """The evaluation steps a run trained here must have logged before its last checkpoint (every
+        ``eval_every`` steps and every checkpoint's step) that the log lacks. An imported run's log, and
+        a run nothing trained, are as they were written."""
+        steps = self.steps
+        if not rows or not steps:
+            return []
+        prov = self.provenance
+        if not prov["sessions"] or "imported_from" in prov:
+            return []
+        last = steps[-1]
+        logged = {r["step"] for r in rows}
+        expected = set(range(0, last + 1, self.config.eval_every)) | set(steps)
+        return sorted(expected - logged)
 
     @property
     def metrics(self):

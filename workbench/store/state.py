@@ -87,11 +87,21 @@ def check_belongs(run: Run, step: int, weights: dict[str, torch.Tensor]) -> None
     if marked is not None and marked != run.identity:
         raise DamagedFile(f"{path} belongs to another run (another config or split), not {run.name!r}: training from it "
                           f"would rewrite this run's history; {run.reset_advice()}")
-    ahead = [s for s in run.steps if s > step]
+    steps = run.steps
+    if step != 0 and step not in steps:
+        raise DamagedFile(f"{path} is at step {step}, where the run has no checkpoint (its checkpoints "
+                          f"{'end at step ' + str(steps[-1]) if steps else 'are missing'}): each state is written just after its "
+                          f"checkpoint, so it is not this run's (a copy from a twin run?); {run.reset_advice()}")
+    rows = run.metrics_rows
+    if step and rows and max(r["step"] for r in rows) < step and run.provenance["sessions"]:
+        raise DamagedFile(f"{path} is at step {step} but {METRICS} ends at step {max(r['step'] for r in rows)}: each "
+                          f"checkpoint's step is logged before it is saved, so the state is not this run's; "
+                          f"{run.reset_advice()}")
+    ahead = [s for s in steps if s > step]
     if len(ahead) > 1:
         raise DamagedFile(f"{path} is at step {step} but the run's checkpoints reach step {ahead[-1]}: it is not this run's "
                           f"latest state, and training from it would overwrite {len(ahead)} checkpoints; {run.reset_advice()}")
-    if step in run.steps:
+    if step in steps:
         try:
             saved = run.weights(step)
         except CorruptCheckpoint:
@@ -99,6 +109,19 @@ def check_belongs(run: Run, step: int, weights: dict[str, torch.Tensor]) -> None
         if saved.keys() != weights.keys() or any(not torch.equal(saved[k], weights[k]) for k in saved):
             raise DamagedFile(f"{path} holds other weights than the checkpoint at its own step {step}: it is not this "
                               f"run's state; {run.reset_advice()}")
+
+
+def check_consistent(run: Run) -> None:
+    """The resume state, checkpoints and metrics agree (`check_belongs` on the state, the metrics'
+    coverage): what `train`, `info`, `runs`, `probe` and `forecast` all rely on. `DamagedFile`
+    naming the first disagreement; a run with no state yet passes."""
+    run.metrics_rows  # noqa: B018 - a cut or damaged log is refused here
+    step = run.state_step
+    if step is None:
+        return
+    path = run.path / STATE
+    tensors = _load_tensors(path, run.reset_advice())
+    check_belongs(run, step, {k[len("weights/"):]: v for k, v in tensors.items() if k.startswith("weights/")})
 
 
 def last_good_checkpoint(run: Run) -> tuple[int, dict[str, torch.Tensor]]:

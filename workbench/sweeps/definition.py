@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +48,7 @@ from typing import Any
 from workbench import store
 from workbench.config import FIELD_TYPES, RunConfig, coerce, load_config, read_preset
 from workbench.errors import UsageError
+from workbench.inputs import read_user_file
 
 SWEEP_DIR = Path(__file__).parent / "definitions"
 
@@ -211,17 +211,24 @@ def read_definition(name_or_path: str | Path, overrides: Mapping[str, str] | Non
         if "/" in str(name_or_path) or not path.is_file():
             raise UsageError(f"unknown sweep {str(name_or_path)!r}; shipped sweeps: {', '.join(definition_names())} "
                              "(or give a path to a .toml definition)")
-    try:
-        with path.open("rb") as f:
-            raw = tomllib.load(f)
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path} is not valid TOML: {exc}") from None
+    raw = read_user_file(path, "sweep definition", "give a .toml definition (docs/sweeps.md)", kind="toml")
     unknown = sorted(set(raw) - _DEFINITION_KEYS)
     if unknown:
         raise UsageError(f"{path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(_DEFINITION_KEYS))}")
     if "base" not in raw:
         raise UsageError(f"{path}: no base preset; add e.g. base = \"fast\"")
     read_preset(str(raw["base"]))  # an unknown preset names the valid ones
+    for table in ("set", "axes", "cases"):
+        if not isinstance(raw.get(table, {}), Mapping):
+            raise UsageError(f"{path}: {table} must be a table ([{table}] with key = value lines), got a "
+                             f"{type(raw[table]).__name__}")
+    twice = sorted(set(raw.get("set", {})) & set(raw.get("axes", {})))
+    in_cases = sorted({k for case in raw.get("cases", {}).values() if isinstance(case, Mapping) for k in case}
+                      & set(raw.get("axes", {})))
+    if twice or in_cases:
+        where = "[set] and [axes]" if twice else "[cases] and [axes]"
+        raise UsageError(f"{path}: {', '.join(twice or in_cases)} is given in both {where}; keep it in one "
+                         "(an axis to sweep it, [set] or a case to fix it)")
     shared = dict(raw.get("set", {}))
     axes = {k: _expand_axis(k, v) for k, v in raw.get("axes", {}).items()}
     seeds = raw.get("seeds", 0)
