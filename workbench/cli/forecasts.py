@@ -15,7 +15,7 @@ from workbench.cli.shell import runs_root
 from workbench.errors import UsageError
 from workbench.forecasting import (
     SHIPPED_CALIBRATION,
-    evaluate_forecasts,
+    evaluate,
     fit_calibration,
     forecast,
     load_calibration,
@@ -34,25 +34,32 @@ def add_commands(sub) -> dict:
     p.add_argument("--calibration", default=None, help="a calibration file from forecast-fit (default: the shipped one)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
-    p = sub.add_parser("forecast-fit", help="fit the forecaster's constants on complete sweeps")
-    p.add_argument("--sweeps", default="forecast-fit,seeds", help="comma-separated sweep names or paths (default: %(default)s)")
+    p = sub.add_parser("forecast-fit", help="fit the forecaster's constants on complete sweeps, across their families")
+    p.add_argument("--sweeps", default=FIT_SWEEPS, help="comma-separated sweep names or paths (default: %(default)s)")
     p.add_argument("--out", default=None, help="where to write the calibration (default: the shipped calibration.json)")
 
-    p = sub.add_parser("forecast-eval", help="score a calibration on complete sweeps it was not fitted on")
-    p.add_argument("--sweeps", default="forecast-heldout", help="comma-separated sweep names or paths (default: %(default)s)")
-    p.add_argument("--calibration", default=None, help="a calibration file (default: the shipped one)")
-    p.add_argument("--in-sample", default=None, help="also score the sweeps it was fitted on, for contrast (e.g. forecast-fit,seeds)")
+    p = sub.add_parser("forecast-eval", help="score the forecaster leave one family out, and on sweeps it never saw")
+    p.add_argument("--sweeps", default=FIT_SWEEPS, help="the sweeps to fit and score leave one family out "
+                   "(default: %(default)s)")
+    p.add_argument("--unseen", default=UNSEEN_SWEEPS, help="sweeps no calibration is fitted on, scored by the calibration "
+                   "(default: %(default)s; '' for none)")
+    p.add_argument("--calibration", default=None, help="the calibration for --unseen (default: the shipped one)")
     p.add_argument("--out", default=None, help="write the results page here (and its rows beside it as .csv)")
 
     return {"forecast": _cmd_forecast, "forecast-fit": _cmd_forecast_fit, "forecast-eval": _cmd_forecast_eval}
+
+
+FIT_SWEEPS = "forecast-families,forecast-decay,forecast-fit,seeds,forecast-heldout,frac-wd"
+UNSEEN_SWEEPS = "forecast-unseen"
 
 
 def _calibration(path: str | None):
     return load_calibration(Path(path)) if path else shipped_calibration()
 
 
-def _sweep_runs(names: str) -> tuple[list, list[str]]:
-    """Every complete member of the named sweeps; a `UsageError` if one has none."""
+def _sweep_runs(names: str, required: bool = True) -> tuple[list, list[str]]:
+    """Every complete member of the named sweeps; a `UsageError` if one has none (or none is given,
+    unless not ``required``)."""
     runs, used = [], []
     for name in (n.strip() for n in names.split(",") if n.strip()):
         sweep = open_sweep(name, runs_root())
@@ -61,7 +68,7 @@ def _sweep_runs(names: str) -> tuple[list, list[str]]:
             raise UsageError(f"sweep {sweep.name!r} has no complete member; train it with make sweep SWEEP={sweep.name}")
         runs += members
         used.append(sweep.name)
-    if not runs:
+    if not runs and required:
         raise UsageError("no sweep given; name one or more with --sweeps a,b")
     return runs, used
 
@@ -78,23 +85,22 @@ def _no_nan(value):
 
 def _cmd_forecast_fit(args: argparse.Namespace) -> int:
     runs, used = _sweep_runs(args.sweeps)
-    cal = fit_calibration(runs, {"sweeps": used})
     out = Path(args.out) if args.out else SHIPPED_CALIBRATION
+    cal = fit_calibration(runs, {"sweeps": used})
     save_calibration(cal, out)
-    print(f"fitted on {len(runs)} runs of {', '.join(used)} ({cal.fitted_on['grokking']} grok): "
-          f"g* {cal.gini_star:.3f}, sigma {cal.sigma_prior:.2f}/{cal.sigma_trend:.2f}  -> {out}")
+    fitted = cal.fitted_on
+    print(f"fitted on {fitted['runs']} runs of {', '.join(used)} ({len(fitted['families'])} families, "
+          f"{fitted['grokking']} grok, {fitted['generalising']} generalise): g* {cal.gini_star:.3f}, "
+          f"log rho* {cal.log_ratio_star:.2f}  -> {out}")
     return 0
 
 
 def _cmd_forecast_eval(args: argparse.Namespace) -> int:
     runs, used = _sweep_runs(args.sweeps)
-    cal = _calibration(args.calibration)
-    evaluation = evaluate_forecasts(runs, cal, used)
-    print(evaluation.table())
-    if args.in_sample:
-        fitted_runs, fitted_used = _sweep_runs(args.in_sample)
-        evaluation.in_sample = evaluate_forecasts(fitted_runs, cal, fitted_used)
-        print(f"in sample ({', '.join(fitted_used)}):\n{evaluation.in_sample.table()}")
+    unseen, unseen_used = _sweep_runs(args.unseen, required=False)
+    cal = _calibration(args.calibration) if unseen else None
+    evaluation = evaluate(runs, used, unseen, unseen_used, cal, progress=lambda f: print(f"  scored {f}", flush=True))
+    print(evaluation.page())
     if args.out:
         evaluation.write(Path(args.out))
         print(f"-> {args.out}")

@@ -33,6 +33,31 @@ inputs, the RMS over inputs and classes of the logits centred per input,
 Trends (`trend`): the least-squares slope of y against t over the last ``window`` steps, with
 its standard error; for the LLC (Lau et al. 2023) and the log weight norm.
 
+The run's own norm decay (the rate the weight-norm law predicts, measured instead of assumed):
+r = −d log V / dt, the `trend` of log V over the recent window, and the law's delay from s,
+(log V(s) − log V★) / r                                                     `norm_law_remaining`
+
+Restricted and excluded loss on the training inputs (Nanda et al. 2023, Sec. 5.1, read on the
+training split only): with L the logits over the whole (a, b) grid in group coordinates (the
+model's outputs; no label off the training set is read), P_S the projection onto the
+directions cos/sin w_k(a ± b) of the key frequencies S and m the per-class mean of L,
+
+    restricted = CE(P_S L + m) over the training inputs     (the Fourier circuit alone)
+    excluded   = CE(L − P_S L) over the training inputs     (the model without it)  `restricted_losses`
+
+S is read from the same checkpoint's embedding, by the embed rule of the Fourier probe
+(`probes.fourier.key_frequencies_by_norm`), so a forecast at s uses nothing later than s. With
+G = P_S L and M = L − m − P_S L, the two circuits' share of the training logits' energy is
+
+    memorisation ratio ρ = Σ_train |M|² / Σ_train |G|²                         `restricted_losses`
+
+the memorising part per unit of the generalising part (Varma et al. 2023 explain grokking as the
+second out-competing the first): weight decay cleans the first away, log ρ falls about linearly
+on the plateau, and test accuracy reaches 99% near a common ρ★ (the calibration's).
+
+Slingshots (Thilak et al. 2022): after fitting, the train accuracy falls back below 90% and the
+loss spikes while the weight norm jumps; `slingshots` counts the falls.
+
 Example:
     >>> round(early_loss_energy([0, 10, 20], [1.0, 1.0, 1.0], upto=20), 6)
     20.0
@@ -46,11 +71,16 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from jaxtyping import Float
+import torch.nn.functional as F
+from jaxtyping import Float, Int
 from torch import Tensor
 
+from probes import ProbeSettings
 from probes.coordinates import in_log_coordinates, powers, primitive_root
-from probes.fourier import frequency_norms, gini
+from probes.fourier import frequency_norms, frequency_rows, gini, key_frequencies_by_norm, sum_direction_basis
+
+KEY_REL_THRESHOLD, KEY_MIN_SHARE = ProbeSettings().norm_rel_threshold, ProbeSettings().norm_min_share  # the embed rule
+SLINGSHOT_ACC = 0.9  # a fitted run whose train accuracy falls below this has slingshot
 
 
 def norm_law_delay(v_mem: float, v_star: float, lr: float, weight_decay: float, kappa: float = 0.24) -> float:
@@ -113,3 +143,50 @@ def time_to_reach(value: float, slope: float, target: float, at_step: float) -> 
     if not slope > 0:
         return math.inf
     return float(at_step + (target - value) / slope)
+
+
+def norm_law_remaining(log_v: float, log_v_star: float, rate: float) -> float:
+    """Steps until log V falls from ``log_v`` to ``log_v_star`` at ``rate`` = −d log V/dt per step:
+    0 once it is there, inf where the norm is not falling."""
+    if log_v <= log_v_star:
+        return 0.0
+    if not rate > 0:
+        return math.inf
+    return (log_v - log_v_star) / rate
+
+
+def key_frequencies_of(embed_rows: Float[Tensor, "n d"]) -> tuple[int, ...]:
+    """The key frequencies of an embedding in group coordinates (rows n = p, or p − 1 in discrete
+    logs), by the Fourier probe's embed rule."""
+    return tuple(key_frequencies_by_norm(frequency_norms(embed_rows.double()), KEY_REL_THRESHOLD, KEY_MIN_SHARE))
+
+
+def restricted_losses(logits: Float[Tensor, "n n n"], train_index: Int[Tensor, " m"], train_labels: Int[Tensor, " m"],
+                      sign: int, keys: tuple[int, ...]) -> tuple[float, float, float]:
+    """(restricted, excluded, memorisation ratio) over the training inputs (module docstring):
+    ``logits`` over the whole grid in group coordinates (a-major), ``train_index`` the training
+    inputs' flat positions a * n + b in it and ``train_labels`` their classes. With no key
+    frequency the restricted logits are the mean alone, the excluded loss is the train loss and
+    the ratio is inf."""
+    n = logits.shape[0]
+    L = logits.double().reshape(n * n, n)
+    rows = [i for k in keys for i in frequency_rows(n, k)]
+    U = sum_direction_basis(n, sign)[rows]  # [m, n^2]
+    UL = U @ L
+    proj = U.T[train_index] @ UL
+    mean = L.mean(0, keepdim=True)
+    restricted = F.cross_entropy(proj + mean, train_labels)
+    excluded = F.cross_entropy(L[train_index] - proj, train_labels)
+    circuit = float(proj.pow(2).sum())
+    rest = float((L[train_index] - mean - proj).pow(2).sum())
+    return float(restricted), float(excluded), rest / circuit if circuit > 0 else math.inf
+
+
+def slingshots(steps: Sequence[float], train_acc: Sequence[float], fit_step: float | None) -> int:
+    """Falls of the train accuracy below `SLINGSHOT_ACC` after ``fit_step`` (0 before fitting)."""
+    if fit_step is None:
+        return 0
+    t, a = np.asarray(steps, float), np.asarray(train_acc, float)
+    after = a[t > fit_step]
+    below = after < SLINGSHOT_ACC
+    return int(np.count_nonzero(below[1:] & ~below[:-1]) + (1 if below.size and below[0] else 0))

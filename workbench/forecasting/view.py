@@ -58,6 +58,11 @@ class TrainingView:
         return self.run.dataset.tokens[self.run.split.train]
 
     @cached_property
+    def train_labels(self) -> torch.Tensor:
+        """The training labels [n_train] (the noisy ones where the run has label noise): what training fits."""
+        return self.run.split.train_targets(self.run.dataset)
+
+    @cached_property
     def llc(self) -> pd.DataFrame | None:
         """Rows ``step, value`` of the llc probe's estimate at or before ``at_step``, or None."""
         table = self.run.probe_table("llc")
@@ -67,21 +72,40 @@ class TrainingView:
         return rows[["step", "value"]].sort_values("step").reset_index(drop=True) if len(rows) else None
 
 
+def _training_rows(run: store.Run) -> pd.DataFrame:
+    """Every metrics row's `TRAIN_COLUMNS` (the test numbers dropped as the file is read), by step."""
+    rows = [{k: r.get(k) for k in TRAIN_COLUMNS} for r in run.metrics_rows]
+    metrics = pd.DataFrame(rows, columns=list(TRAIN_COLUMNS), dtype=float)
+    return metrics.drop_duplicates("step", keep="last").sort_values("step").reset_index(drop=True)
+
+
+def training_views(run: store.Run, steps) -> list[TrainingView]:
+    """`training_view` at each of ``steps`` (the metrics read once): what fitting and evaluation use."""
+    store.check_consistent(run)
+    every, have = _training_rows(run), run.steps
+    return [_view(run, s, every, have) for s in steps]
+
+
 def training_view(run: store.Run, at_step: int | None = None) -> TrainingView:
     """The view of ``run`` at ``at_step`` (default: its last checkpoint). A step outside the
     run's checkpoints, or a run with fewer than two, is a `UsageError` naming what it has."""
     steps = run.steps
     if len(steps) < 2:
-        raise UsageError(f"run {run.name!r} has {len(steps)} checkpoint(s); a forecast needs at least two "
-                         "(train it further, e.g. make train RUN=" + run.name + ")")
-    if at_step is None:
-        at_step = steps[-1]
+        if "imported_from" in run.provenance and run.is_complete:  # `make train` alone does nothing for it
+            todo = (f"import a file with more checkpoints, or train it on past its epochs: make train RUN={run.name} "
+                    "EXTEND=1 EPOCHS=N")
+        else:
+            todo = f"train it further: make train RUN={run.name}"
+        raise UsageError(f"run {run.name!r} has {len(steps)} checkpoint(s); a forecast needs at least two ({todo})")
+    store.check_consistent(run)  # a cut log, or another run's state: refused, not forecast from
+    return _view(run, steps[-1] if at_step is None else at_step, _training_rows(run), steps)
+
+
+def _view(run: store.Run, at_step: int, every: pd.DataFrame, steps: list[int]) -> TrainingView:
     if not steps[0] <= at_step <= steps[-1]:
         raise UsageError(f"--at {at_step} lies outside run {run.name!r}'s checkpoints ({steps[0]} to {steps[-1]}); "
                          f"give a step in that range")
-    rows = [{k: r.get(k) for k in TRAIN_COLUMNS} for r in run.metrics_rows if r.get("step", at_step + 1) <= at_step]
-    metrics = pd.DataFrame(rows, columns=list(TRAIN_COLUMNS), dtype=float)
-    metrics = metrics.drop_duplicates("step", keep="last").sort_values("step").reset_index(drop=True)
+    metrics = every[every.step <= at_step].reset_index(drop=True)
     if metrics.empty or not metrics.train_loss.notna().any():
         raise UsageError(f"run {run.name!r} has no training metrics at or before step {at_step} (metrics.jsonl is "
                          "missing, empty or damaged); restore it from a copy of the run, or retrain it")

@@ -1,6 +1,7 @@
 """The checkpoint explorer for notebooks: pick a step with a slider, see that step's circuit.
 
-For the chosen checkpoint it shows the phase the step falls in (`Phases.phase_at`, from the
+For the chosen checkpoint it shows the forecast made at that step from training alone
+(`workbench.forecasting`: regime, p_generalise, grok step and its 80% interval), the phase the step falls in (`Phases.phase_at`, from the
 run's ``phases.json`` criteria), the embedding's Fourier spectrum (the norm of W_E along each
 frequency, key frequencies marked; Nanda et al. 2023 Fig. 3), a grid of key-frequency neurons
 (activation over all (a, b), one cluster per key frequency) and the attention from ``=`` to a, b
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 
 from workbench import figures, model, store
 from workbench.errors import UsageError
+from workbench.forecasting import forecast
 from workbench.probing import ProbeResults, evaluate_on_grid, probe
 from workbench.report import circuitsvis
 
@@ -38,9 +40,11 @@ class StepView:
     spectrum: object  # plotly Figure: embedding Fourier norms at this step
     neurons: object  # plotly Figure: key-frequency neuron activations over (a, b)
     attention: object  # plotly Figure: attention from "=" over (a, b), per head
+    forecast: str = ""  # the forecast made at this step from training alone (`Forecast.short`, p_generalise)
 
     def caption(self) -> str:
-        return f"step {self.step}: {self.phase.replace('_', ' ')}  (key frequencies {', '.join(map(str, self.key_freqs)) or 'none'})"
+        return (f"step {self.step}: {self.phase.replace('_', ' ')}  (key frequencies {', '.join(map(str, self.key_freqs)) or 'none'})"
+                + (f"; forecast at this step: {self.forecast}" if self.forecast else ""))
 
 
 def _results(run: store.Run, results: ProbeResults | None) -> ProbeResults:
@@ -59,7 +63,15 @@ def step_view(run: store.Run | str, step: int, results: ProbeResults | None = No
     return StepView(step=step, phase=results.phases.phase_at(step), key_freqs=key_freqs,
                     spectrum=figures.embedding_norms_bar(results.tables["fourier"], step, key_freqs),
                     neurons=figures.neuron_grids(inp, key_freqs, threshold),
-                    attention=figures.attention_grids(inp))
+                    attention=figures.attention_grids(inp), forecast=_forecast_line(run, step))
+
+
+def _forecast_line(run: store.Run, step: int) -> str:
+    """The forecast at ``step`` in a line, or why there is none (fewer than two checkpoints by then)."""
+    if len([s for s in run.steps if s <= step]) < 2:
+        return "none yet (a forecast needs two checkpoints)"
+    made = forecast(run, step)
+    return f"{made.short()} (p_generalise {made.p_generalise:.2f} by step {made.horizon:,})"
 
 
 def explore(run: store.Run | str, results: ProbeResults | None = None, root=None):
