@@ -13,6 +13,12 @@ comma := ,
 # it closed, escaped and reopened), qw quotes each word of a list (SET's key=value items).
 q = '$(subst ','\'',$(1))'
 qw = $(foreach w,$(1),$(call q,$(w)))
+# make expands a variable given on the command line (or in the environment) when it is used, so
+# RUN='$(shell cmd)' would run cmd before any quoting: each user variable is first made a simple
+# variable holding its text as given ($(value ...)), never expanded.
+USER_VARS := PYTHON TORCH_SPEC RUN PRESET EPOCHS DEVICE SET FROM_CHECKPOINT EXTEND PROBES STEPS ENGINE WORKERS SWEEP \
+  EXECUTOR SHARED_DISK GROUP_SIZE STOP_HOPELESS PATIENCE PORT IP SRC DEMO_RUN AT HORIZON DATASET OUT DD_SWEEPS FIT_SWEEPS UNSEEN_SWEEPS ONLY
+$(foreach v,$(USER_VARS),$(if $(filter command line environment,$(origin $(v))),$(eval override $(v) := $$(value $(v)))))
 # A yes/no variable: 0, no and false (and empty) are off, anything else on.
 off = $(filter 0 no false,$(1))
 on = $(filter-out 0 no false,$(1))
@@ -39,7 +45,7 @@ help:  ## list targets
 	@echo "make report RUN=name [SET=...] [ENGINE=...]"
 	@echo "                                    probe (cached, the run's current options) and write"
 	@echo "                                    checkpoints/<name>/report/index.html + PNG/SVG/PDF"
-	@echo "make sweep SWEEP=frac-wd|seeds|canonical-seeds|model-wise|sample-wise|variants|forecast-fit|forecast-heldout [EXECUTOR=local|ray] [SHARED_DISK=0] [WORKERS=N] [SET='epochs=1000 seeds=2']"
+	@echo "make sweep SWEEP=frac-wd|seeds|canonical-seeds|model-wise|sample-wise|variants|forecast-families|forecast-decay|forecast-unseen|... [EXECUTOR=local|ray] [SHARED_DISK=0] [WORKERS=N] [STOP_HOPELESS=0.05 PATIENCE=3] [SET='epochs=1000 seeds=2']"
 	@echo "                                    train every member of a sweep in batched groups (resumable), probe them,"
 	@echo "                                    write checkpoints/<sweep>/sweep.csv (EXECUTOR=ray: \$$RAY_ADDRESS or a local Ray)"
 	@echo "make report SWEEP=name              checkpoints/<sweep>/report/index.html: phase diagram and sweep figures"
@@ -51,8 +57,8 @@ help:  ## list targets
 	@echo "make demo                           setup, train the fast preset as 'demo', probe, report"
 	@echo "make forecast RUN=name [AT=step] [HORIZON=N]"
 	@echo "                                    will it generalise, and when? from training-set signals only (docs/forecast.md)"
-	@echo "make forecast-fit / forecast-eval   fit the forecaster on its calibration sweeps / score it on held-out ones"
-	@echo "                                    (docs/results/forecast-eval.md)"
+	@echo "make forecast-fit / forecast-eval   fit the forecaster across the calibration sweeps' families / score it leave one"
+	@echo "                                    family out and on a family it never saw (docs/results/forecast-eval.md; hours on 2 cores)"
 	@echo "make rff [DATASET=modular|digits] [OUT=dir] [SET='--p 59 --label-noise 0.1']"
 	@echo "                                    double descent in seconds: random-feature least squares, N swept across n"
 	@echo "                                    (OUT/rff.csv, OUT/index.html and figures; default OUT=checkpoints/rff-<dataset>)"
@@ -98,9 +104,11 @@ SWEEP ?=
 EXECUTOR ?= local
 SHARED_DISK ?=
 GROUP_SIZE ?=
+STOP_HOPELESS ?=
+PATIENCE ?=
 sweep: setup
 	@if [ -z $(call q,$(SWEEP)) ]; then echo "usage: make sweep SWEEP=<frac-wd|seeds|model-wise|...> [EXECUTOR=local|ray] [WORKERS=N] [GROUP_SIZE=8] [SET='epochs=1000 seeds=2']"; exit 2; fi
-	$(PY) -m workbench sweep $(call q,$(SWEEP)) --executor $(call q,$(EXECUTOR)) $(if $(WORKERS),--workers $(call q,$(WORKERS))) $(if $(GROUP_SIZE),--group-size $(call q,$(GROUP_SIZE))) $(if $(call off,$(SHARED_DISK)),--no-shared-disk) $(call qw,$(SET))
+	$(PY) -m workbench sweep $(call q,$(SWEEP)) --executor $(call q,$(EXECUTOR)) $(if $(WORKERS),--workers $(call q,$(WORKERS))) $(if $(GROUP_SIZE),--group-size $(call q,$(GROUP_SIZE))) $(if $(call off,$(SHARED_DISK)),--no-shared-disk) $(if $(STOP_HOPELESS),--stop-hopeless $(call q,$(STOP_HOPELESS))) $(if $(PATIENCE),--patience $(call q,$(PATIENCE))) $(call qw,$(SET))
 
 PORT ?= 8888
 notebook: setup  ## JupyterLab on notebooks/ with the project's kernel; open the URL it prints
@@ -136,15 +144,15 @@ double-descent: setup  ## train and probe the width and data sweeps (resumable),
 	$(foreach s,$(subst $(comma), ,$(DD_SWEEPS)),$(PY) -m workbench sweep $(call q,$(s)) &&) true
 	$(PY) -m workbench double-descent --sweeps $(call q,$(DD_SWEEPS)) --out docs/results/double-descent.md
 
-FIT_SWEEPS ?= forecast-fit,seeds
-EVAL_SWEEPS ?= forecast-heldout
-forecast-fit: setup  ## train the calibration sweeps (resumable) and fit the shipped calibration on them
-	$(foreach s,$(subst $(comma), ,$(FIT_SWEEPS)),$(PY) -m workbench sweep $(call q,$(s)) --no-probe &&) true
+FIT_SWEEPS ?= forecast-families,forecast-decay,forecast-fit,seeds,forecast-heldout,frac-wd
+UNSEEN_SWEEPS ?= forecast-unseen
+forecast-fit: setup  ## train the calibration sweeps (resumable) and fit the shipped calibration on them, across families
+	$(foreach s,$(subst $(comma), ,$(FIT_SWEEPS)),$(PY) -m workbench sweep $(call q,$(s)) --workers 2 --no-probe &&) true
 	$(PY) -m workbench forecast-fit --sweeps $(call q,$(FIT_SWEEPS))
 
-forecast-eval: setup  ## train the held-out sweeps (resumable) and score the shipped calibration on them
-	$(foreach s,$(subst $(comma), ,$(EVAL_SWEEPS)),$(PY) -m workbench sweep $(call q,$(s)) --no-probe &&) true
-	$(PY) -m workbench forecast-eval --sweeps $(call q,$(EVAL_SWEEPS)) --in-sample $(call q,$(FIT_SWEEPS)) --out docs/results/forecast-eval.md
+forecast-eval: setup  ## train every forecast sweep (resumable), score leave one family out and on the unseen family
+	$(foreach s,$(subst $(comma), ,$(FIT_SWEEPS) $(UNSEEN_SWEEPS)),$(PY) -m workbench sweep $(call q,$(s)) --workers 2 --no-probe &&) true
+	$(PY) -m workbench forecast-eval --sweeps $(call q,$(FIT_SWEEPS)) --unseen $(call q,$(UNSEEN_SWEEPS)) --out docs/results/forecast-eval.md
 
 presets: setup
 	@$(PY) -m workbench presets

@@ -136,6 +136,23 @@ def test_the_makefile_passes_values_to_the_shell_quoted(tmp_path):
         assert f";touch {trap}" in proc.stdout  # handed over whole, as one argument
 
 
+@pytest.mark.parametrize("how", ["command line", "environment"])
+def test_a_make_function_in_a_value_is_never_expanded(tmp_path, how):
+    """RUN='$(shell touch FILE)': make itself would run it while expanding the variable, before any
+    shell quoting; the Makefile reads every user variable as the text given."""
+    trap = tmp_path / "EXPANDED"
+    env = {**os.environ, "WORKBENCH_CHECKPOINTS": str(tmp_path / "root")}
+    for var in ("RUN", "SET", "AT"):
+        value = f"$(shell touch {trap})"
+        given = {"RUN": "x", var: value}
+        args = [f"{k}={v}" for k, v in given.items()] if how == "command line" else []
+        proc = subprocess.run(["make", "-s", "-o", ".venv/.setup-done", "forecast" if var == "AT" else "train", *args, "PY=echo"],
+                              cwd=ROOT, env={**env, **({} if args else given)}, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert not trap.exists(), f"{var} from the {how} was expanded by make"
+        assert value in proc.stdout
+
+
 @pytest.mark.slow
 def test_a_sweep_killed_with_workers_leaves_no_worker_and_completes_when_run_again(runs_root, tmp_path):
     from tests.sweeps.test_sweep import _definition, _same_run_files

@@ -235,7 +235,7 @@ def test_sweep_name_reused_by_another_definition_is_refused(runs_root, tmp_path,
     before = snapshot(runs_root)
     assert main(["sweep", str(path), "--no-probe", "--no-progress", "lr=1e-3,2e-3"]) == 2
     assert "already exists at" in capsys.readouterr().err and snapshot(runs_root) == before
-    assert main(["sweep", "no-such-sweep"]) == 2 and "shipped sweeps: canonical-seeds, forecast-fit, forecast-heldout, frac-wd," in capsys.readouterr().err
+    assert main(["sweep", "no-such-sweep"]) == 2 and "shipped sweeps: canonical-seeds, forecast-decay, forecast-families, forecast-fit, forecast-heldout," in capsys.readouterr().err
     assert main(["sweep", str(path), "--executor", "slurm", "--no-progress"]) == 2
     assert "unknown executor 'slurm'" in capsys.readouterr().err
 

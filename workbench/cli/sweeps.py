@@ -31,6 +31,11 @@ def add_commands(sub) -> dict:
     p.add_argument("--no-shared-disk", action="store_true", help="ray: the cluster's nodes do not see this disk; each "
                    "group's files travel to its task and back through Ray's object store")
     p.add_argument("--no-probe", action="store_true", help="train only")
+    p.add_argument("--stop-hopeless", type=float, default=None, metavar="P", nargs="?", const=0.05,
+                   help="stop members whose forecast gives p_generalise < P (default 0.05) in a regime that cannot "
+                        "generalise, at --patience forecasts in a row; they are marked 'stopped: forecast'")
+    p.add_argument("--patience", type=int, default=3, help="with --stop-hopeless: forecasts in a row (default: %(default)s)")
+    p.add_argument("--extend", action="store_true", help="train on the members --stop-hopeless stopped")
     p.add_argument("--no-progress", action="store_true", help="no per-member lines")
     p.epilog = ("Overrides follow as key=value (a field for every member), key=v1,v2 (an axis) or seeds=N, "
                 "e.g. epochs=1000 weight_decay=0.3,1 seeds=2.")
@@ -48,7 +53,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     sweep = run_sweep(args.sweep, parse_overrides(args.overrides), root=runs_root(), executor=args.executor,
                       workers=args.workers, group_size=args.group_size, device=args.device,
                       probe=not args.no_probe, progress=False if args.no_progress else console(args),
-                      sweep_name=args.name, shared_disk=not args.no_shared_disk)
+                      sweep_name=args.name, shared_disk=not args.no_shared_disk, stop_hopeless=args.stop_hopeless,
+                      patience=args.patience, extend=args.extend)
     statuses = [status_kind(m["status"]) for m in sweep.members]
     print(f"sweep {sweep.name!r}: " + ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses)))
           + f"  -> {sweep.path}")

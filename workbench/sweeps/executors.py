@@ -26,7 +26,7 @@ from workbench.monitor import Monitor
 from workbench.monitor import resolve as resolve_monitor
 from workbench.pool import error_line, run_jobs
 from workbench.sweeps.manifest import Sweep
-from workbench.training import PENDING, STOPPED, group_configs, padding, pick_device, train_group
+from workbench.training import PENDING, STOPPED, StopRule, group_configs, padding, pick_device, status_kind, train_group
 
 EXECUTORS = ("local", "ray")
 
@@ -51,18 +51,19 @@ def chunks(sweep: Sweep, group_size: int) -> list[list[str]]:
 
 
 def _train_chunk(paths: Sequence[str], device: str, threads: int | None = None,
-                 pad: tuple[int, int] | None = None, on_ray: bool = False) -> dict[str, str]:
+                 pad: tuple[int, int] | None = None, on_ray: bool = False, stop: StopRule | None = None) -> dict[str, str]:
     """Train one group's unfinished members (what a worker process or a Ray task runs; a Ray task
     sets its own thread count, the pool sets its workers')."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
-    return train_group([store.Run(Path(p)) for p in paths], device=device, pad=pad, session=_ray_node() if on_ray else None)
+    return train_group([store.Run(Path(p)) for p in paths], device=device, pad=pad, session=_ray_node() if on_ray else None,
+                       stop=stop)
 
 
-def _train_shipped(packed: dict[str, dict[str, bytes]], device: str, threads: int, pad: tuple[int, int]
-                   ) -> tuple[dict[str, str], dict[str, dict[str, bytes]]]:
+def _train_shipped(packed: dict[str, dict[str, bytes]], device: str, threads: int, pad: tuple[int, int],
+                   stop: StopRule | None = None) -> tuple[dict[str, str], dict[str, dict[str, bytes]]]:
     """A Ray task on a node that does not see the driver's disk: train a copy of the group's members
     in a folder of its own; return their statuses and every file training wrote, by member."""
     import torch
@@ -70,7 +71,7 @@ def _train_shipped(packed: dict[str, dict[str, bytes]], device: str, threads: in
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory(prefix="workbench-group-") as tmp:
         runs = [store.unpack(Path(tmp) / name, files) for name, files in packed.items()]
-        status = train_group(runs, device=device, pad=pad, session=_ray_node())
+        status = train_group(runs, device=device, pad=pad, session=_ray_node(), stop=stop)
         return status, {run.name: store.training_output(run) for run in runs}
 
 
@@ -94,11 +95,33 @@ def check_options(executor: str, workers: int, group_size: int, device: str, sha
         raise UsageError(f"--workers must be at least 1, got {workers}")
     if group_size < 1:
         raise UsageError(f"--group-size must be at least 1, got {group_size}")
+    if executor == "ray":
+        check_ray_address(os.environ.get("RAY_ADDRESS"))
     return str(pick_device(device))
 
 
+def check_ray_address(address: str | None, timeout: float = 5.0) -> None:
+    """`UsageError` unless ``$RAY_ADDRESS`` (host:port, or ray://host:port) answers a TCP connection
+    within ``timeout`` s: an unreachable head is said at once, before the sweep folder is written,
+    not found by a ``ray.init`` that waits on it. Unset, empty, ``auto`` and ``local`` pass (Ray
+    finds or starts its own)."""
+    import socket
+
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"RAY_ADDRESS={address!r} is not host:port (e.g. 10.0.0.5:6379, as `ray start --head` prints)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UsageError(f"no Ray head answers at RAY_ADDRESS={address!r} ({exc.strerror or type(exc).__name__}); start "
+                         "one with `ray start --head`, or unset RAY_ADDRESS for a local Ray (nothing was written)") from None
+
+
 def train_sweep(sweep: Sweep, executor: str = "local", workers: int = 1, group_size: int = 8,
-                device: str = "cpu", progress: bool | Monitor = True, shared_disk: bool = True) -> dict[str, str]:
+                device: str = "cpu", progress: bool | Monitor = True, shared_disk: bool = True,
+                stop: StopRule | None = None, extend: bool = False) -> dict[str, str]:
     """Train every pending member in groups; record each group's outcome in the manifest as it ends.
     ``local``: in this process (``workers`` 1) or across ``workers`` processes (`workbench.pool`:
     its threads, Ctrl-C and worker-death policy); ``ray``: one Ray task per group, on
@@ -106,9 +129,16 @@ def train_sweep(sweep: Sweep, executor: str = "local", workers: int = 1, group_s
     run, a damaged file, a worker that died) leaves its members pending, with a note naming why;
     the other groups go on. ``progress``: a bar of members trained and a note per member.
     ``shared_disk=False`` (ray only): the members' files travel to the tasks and back through Ray's
-    object store (the module docstring)."""
+    object store (the module docstring). ``stop``: members the forecast finds hopeless are stopped
+    (`workbench.training.watch`) and marked ``stopped: forecast (...)``; ``extend``: such members
+    are trained on (to their epochs) instead of left as they are."""
     device = check_options(executor, workers, group_size, device, shared_disk)
     monitor = resolve_monitor(progress)
+    if extend:
+        halted = [m["name"] for m in sweep.members if status_kind(m["status"]) == STOPPED]
+        if halted:
+            sweep.set_status(dict.fromkeys(halted, PENDING))
+            monitor.note(f"sweep {sweep.name!r}: {len(halted)} member(s) stopped by the forecast train on (--extend)")
     pending = {m["name"] for m in sweep.members if m["status"] == PENDING}
     groups, pads = [], []
     for chunk in chunks(sweep, group_size):
@@ -136,9 +166,9 @@ def train_sweep(sweep: Sweep, executor: str = "local", workers: int = 1, group_s
 
     try:
         if executor == "ray":
-            _train_on_ray(paths, pads, device, finished, unfinished, shared_disk)
+            _train_on_ray(paths, pads, device, finished, unfinished, shared_disk, stop)
         else:
-            jobs = [(group, device, None, pad) for group, pad in zip(paths, pads, strict=True)]
+            jobs = [(group, device, None, pad, False, stop) for group, pad in zip(paths, pads, strict=True)]
             with run_jobs(_train_chunk, jobs, workers) as results:
                 for result in results:
                     if result.ok:
@@ -151,7 +181,7 @@ def train_sweep(sweep: Sweep, executor: str = "local", workers: int = 1, group_s
 
 
 def _train_on_ray(paths: list[list[str]], pads: list[tuple[int, int]], device: str, finished, unfinished,
-                  shared_disk: bool = True) -> None:
+                  shared_disk: bool = True, stop: StopRule | None = None) -> None:
     """One Ray task per group (1 CPU, or 1 GPU on cuda), on ``$RAY_ADDRESS`` or a local Ray; without
     a shared disk, the members' files travel through the object store (the module docstring)."""
     try:
@@ -174,7 +204,7 @@ def _train_on_ray(paths: list[list[str]], pads: list[tuple[int, int]], device: s
         running = {}
         for i, (group, pad) in enumerate(zip(paths, pads, strict=True)):
             if shared_disk:
-                running[in_place.remote(group, inside, 1, pad, True)] = i
+                running[in_place.remote(group, inside, 1, pad, True, stop)] = i
                 continue
             locks = ExitStack()
             try:
@@ -187,7 +217,7 @@ def _train_on_ray(paths: list[list[str]], pads: list[tuple[int, int]], device: s
                 unfinished(group, str(exc))
                 continue
             held[i] = locks
-            running[shipped.remote(packed, inside, 1, pad)] = i
+            running[shipped.remote(packed, inside, 1, pad, stop)] = i
         while running:
             ready, _ = ray.wait(list(running), num_returns=1)
             i = running.pop(ready[0])

@@ -43,7 +43,7 @@ from workbench.pool import run_jobs
 from workbench.probing import probe
 from workbench.store import CRITERIA_FILE, TABLE
 from workbench.sweeps.manifest import Sweep
-from workbench.training import COMPLETE, status_kind
+from workbench.training import COMPLETE, STOPPED, status_kind
 
 # enough for phases, key frequencies and the weight norm; a definition's `probes` adds more
 DEFAULT_PROBES = ("fourier", "progress", "weights", "effective")
@@ -137,7 +137,9 @@ def probe_sweep(sweep: Sweep, probes: Sequence[str] | None = None, workers: int 
     table = []
     for m in members:
         cfg = store.Run(sweep.path / m["name"]).config
-        base = {"member": m["name"], "status": status_kind(m["status"]), **m["values"],
+        # a member the forecast stopped says so ("stopped: forecast"); the others by their status's first word
+        status = m["status"].split(" (")[0] if status_kind(m["status"]) == STOPPED else status_kind(m["status"])
+        base = {"member": m["name"], "status": status, **m["values"],
                 "model_seed": cfg.model_seed, "split_seed": cfg.split_seed}
         # the widths, also where a named case sets them: the model-wise figures read them
         base.update({w: getattr(cfg, w) for w in WIDTH_FIELDS if w not in base})

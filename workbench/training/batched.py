@@ -44,7 +44,6 @@ import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from typing import Protocol
 
 import torch
 
@@ -57,6 +56,7 @@ from workbench.training.schedule import checkpoint_steps, lr_at
 from workbench.training.status import COMPLETE, STOPPED
 from workbench.training.status import failed as failed_status
 from workbench.training.step import Batch, GroupStep, member_filter_state
+from workbench.training.watch import ForecastWatch, StopRule
 
 # config fields members of one group may differ in: none changes a weight's shape, the forward
 # pass's operations or the schedule of evaluations and checkpoints
@@ -97,18 +97,9 @@ def padding(runs: Sequence[store.Run]) -> tuple[int, int]:
     return max(n for n, _ in sizes), max(n for _, n in sizes)
 
 
-class Watch(Protocol):
-    """What a trainer's caller may follow a one-member group with (the solo trainer's forecast on
-    its progress bar): a status to show after each evaluation, a call after each checkpoint."""
-
-    def status(self, train_acc: float) -> dict[str, str]: ...
-
-    def checkpoint(self, step: int) -> None: ...
-
-
 def train_group(runs: Sequence[store.Run], device: str | torch.device = "cpu", progress: bool | Monitor = False,
                 stop_after: int | None = None, pad: tuple[int, int] | None = None,
-                session: dict[str, str] | None = None) -> dict[str, str]:
+                session: dict[str, str] | None = None, stop: StopRule | None = None) -> dict[str, str]:
     """Train existing runs that share a `group_key` together to completion (or to ``stop_after``,
     resumably). Returns ``{run name: "complete" | "stopped" | "failed: <why>"}``; a member
     already complete is left as it is. Holds every member's training lock. ``pad``: the set
@@ -116,21 +107,24 @@ def train_group(runs: Sequence[store.Run], device: str | torch.device = "cpu", p
     sums over inputs, so a group resumed with some members left out (finished or failed) passes
     the whole group's padding to stay bit-identical to an uninterrupted run. ``progress``: a bar
     per stacked group (True, False or a `workbench.monitor.Monitor`). ``session``: more fields for each
-    member's record of this training session in its provenance (where it ran: a Ray node)."""
+    member's record of this training session in its provenance (where it ran: a Ray node). ``stop``:
+    stop members the forecast finds hopeless (`workbench.training.watch`; their status
+    ``stopped: forecast (...)``)."""
     runs = list(runs)
     with ExitStack() as locks:
         for run in runs:
             locks.enter_context(store.training_lock(run))
-        return train_locked(runs, device, resolve_monitor(progress), stop_after, pad, session=session)
+        return train_locked(runs, device, resolve_monitor(progress), stop_after, pad, session=session, stop=stop)
 
 
 def train_locked(runs: Sequence[store.Run], device: str | torch.device, monitor: Monitor, stop_after: int | None = None,
-                 pad: tuple[int, int] | None = None, label: str | None = None, watch: Watch | None = None,
-                 session: dict[str, str] | None = None, keep_logs_until: int | None = None) -> dict[str, str]:
+                 pad: tuple[int, int] | None = None, label: str | None = None, session: dict[str, str] | None = None,
+                 keep_logs_until: int | None = None, stop: StopRule | None = None) -> dict[str, str]:
     """`train_group`'s work, for a caller that already holds every member's training lock (the
-    solo trainer). ``label`` names the progress bar (default "group of M"); ``watch`` is followed
-    through training while a bar is shown (`Watch`). ``keep_logs_until``: metrics rows up to this
-    step are never rewritten nor appended to (an imported run's log, `workbench.training.train`)."""
+    solo trainer). ``label`` names the progress bar (default "group of M"); the forecast follows
+    the members while a bar is shown or a ``stop`` rule asks for it (`workbench.training.watch`).
+    ``keep_logs_until``: metrics rows up to this step are never rewritten nor appended to (an
+    imported run's log, `workbench.training.train`)."""
     runs = list(runs)
     if not runs:
         return {}
@@ -154,14 +148,14 @@ def train_locked(runs: Sequence[store.Run], device: str | torch.device, monitor:
             pending.setdefault(key, []).append((run, state))
     pad = pad or padding(runs)
     for key in sorted(pending, key=lambda k: (k[0], k[1], str(k[2]))):
-        status.update(_train_stacked(pending[key], device, monitor, stop_after, pad, label, watch, session or {},
-                                     keep_logs_until))
+        status.update(_train_stacked(pending[key], device, monitor, stop_after, pad, label, session or {},
+                                     keep_logs_until, stop))
     return {r.name: status[r.name] for r in runs}
 
 
 def _train_stacked(runs: list[tuple[store.Run, store.ResumeState]], device: torch.device, monitor: Monitor,
-                   stop_after: int | None, pad: tuple[int, int], label: str | None, watch: Watch | None,
-                   where: dict[str, str], keep_logs_until: int | None = None) -> dict[str, str]:
+                   stop_after: int | None, pad: tuple[int, int], label: str | None, where: dict[str, str],
+                   keep_logs_until: int | None = None, stop: StopRule | None = None) -> dict[str, str]:
     members = [_Member(run, state, device) for run, state in runs]
     cfg0 = members[0].cfg
     start = members[0].state.step
@@ -187,7 +181,8 @@ def _train_stacked(runs: list[tuple[store.Run, store.ResumeState]], device: torc
     alive = list(range(len(members)))  # indices into members of those still training
     t0 = time.perf_counter()
     bar = monitor.bar(cfg0.epochs, label or f"group of {len(members)}", unit="ep", initial=start)
-    watch = watch if bar.shown else None  # a forecast nobody sees is not worth its checkpoint reads
+    # a forecast nobody sees and nothing acts on is not worth its checkpoint reads
+    watch = ForecastWatch([m.run for m in members], cfg0.epochs, stop, monitor) if bar.shown or stop else None
 
     def record(step: int, train_logits: torch.Tensor) -> None:
         if step < first_logged:  # an imported log's row stands
@@ -204,14 +199,15 @@ def _train_stacked(runs: list[tuple[store.Run, store.ResumeState]], device: torc
                 "step": step, "train_loss": tr_loss[j].item(), "train_acc": tr_acc[j].item(),
                 "test_loss": te_loss[j].item(), "test_acc": te_acc[j].item(), "weight_norm": norms[j],
                 "lr": lr_at(m.cfg, step), "wall_s": wall})
-        if len(alive) == 1:
-            shown = {"train": f"{tr_loss[0].item():.2e}/{tr_acc[0].item():.0%}",
-                     "test": f"{te_loss[0].item():.2e}/{te_acc[0].item():.0%}"}
-            if watch is not None:
-                shown.update(watch.status(tr_acc[0].item()))
+        shown = {"train": f"{tr_loss[0].item():.2e}/{tr_acc[0].item():.0%}",
+                 "test": f"{te_loss[0].item():.2e}/{te_acc[0].item():.0%}"} if len(alive) == 1 else {}
+        if watch is not None:
+            shown.update(watch.status([members[i].run.name for i in alive], tr_acc.tolist()))
+        if shown:
             bar.status(**shown)
 
-    def checkpoint(step: int) -> None:
+    def checkpoint(step: int) -> bool:
+        """Save every member; True if the forecast stopped some (the logits then need recomputing)."""
         weights = [model.member_weights(j) for j in range(len(alive))]
         for j, i in enumerate(alive):
             store.write_checkpoint(members[i].run, step, weights[j])
@@ -221,17 +217,29 @@ def _train_stacked(runs: list[tuple[store.Run, store.ResumeState]], device: torc
             # the member's own RNG state passes through untouched (full-batch training draws nothing)
             store.write_state(m.run, store.ResumeState(step, weights[j], model.member_adam(j), m.state.rng,
                                                             member_filter_state(cfg0, filter_state, j)))
-        if watch is not None:
-            watch.checkpoint(step)
+        if watch is None or step == cfg0.epochs:
+            return False
+        stops = watch.checkpoint(step, [members[i].run for i in alive])
+        if not stops:
+            return False
+        leaving = [j for j, i in enumerate(alive) if members[i].run.name in stops]
+        for j in leaving:
+            status[members[alive[j]].run.name] = stops[members[alive[j]].run.name]
+        remove(leaving)
+        return True
 
     def drop(failed: list[int], step: int, losses: torch.Tensor) -> None:
         """Members whose loss is not finite stop here (their last checkpoint stays); the rest go on."""
-        nonlocal alive
         for j in failed:
             i = alive[j]
             status[members[i].run.name] = failed_status(f"training loss became {losses[j].item()} at step {step}; "
                                                          "lower lr and start a new run")
-        survivors = [j for j in range(len(alive)) if j not in failed]
+        remove(failed)
+
+    def remove(leaving: list[int]) -> None:
+        """Members at positions ``leaving`` of ``alive`` stop training; the rest go on."""
+        nonlocal alive
+        survivors = [j for j in range(len(alive)) if j not in leaving]
         if not survivors:
             alive = []
             return
@@ -255,8 +263,10 @@ def _train_stacked(runs: list[tuple[store.Run, store.ResumeState]], device: torc
             logits = model.logits(train)
             if is_eval:
                 record(step, logits.detach())
-            if step in ckpts or step == end:
-                checkpoint(step)
+            if (step in ckpts or step == end) and checkpoint(step):
+                if not alive:
+                    break
+                logits = model.logits(train)
             if step == end:
                 break
             losses = train.losses(logits, cfg0.loss)

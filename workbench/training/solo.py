@@ -27,16 +27,15 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from probes.outcome import ACC
 from workbench import store
 from workbench.config import DEFAULT_PRESET, RunConfig, load_config
 from workbench.errors import UsageError
-from workbench.forecasting import SignalCache, forecast_view, training_view
 from workbench.monitor import Monitor
 from workbench.monitor import resolve as resolve_monitor
 from workbench.training.batched import train_locked
@@ -58,6 +57,9 @@ def _resolve_config(
     """(config to train, saved config if the run exists). Refuses a contradicting request, but for
     more ``epochs`` given to an imported run with ``extend_imported``."""
     saved = store.Run(run_path).config if (run_path / store.CONFIG).is_file() else None
+    if extend_imported and saved is None:
+        raise UsageError(f"there is no run {run_path.name!r} at {run_path} to extend: --extend-imported trains an "
+                         "imported run on; import it first (make import SRC=... RUN=...)")
     if saved is not None and preset is None:
         cfg = load_config(saved, overrides)  # overrides alone apply to the run's own config
     else:
@@ -78,26 +80,6 @@ def _resolve_config(
             "Use a new RUN name, or drop the preset/overrides to resume it as it is"
         )
     return cfg, saved
-
-
-class _ForecastWatch:
-    """The forecast shown on the progress bar once the run has fitted (`workbench.forecasting`), remade at
-    checkpoints at most every 2% of the epochs; it reads the run's files as any forecast does."""
-
-    def __init__(self, run: store.Run, cfg: RunConfig):
-        self.run, self.every = run, max(1, cfg.epochs // 50)
-        self.fitted, self.last, self.text = False, None, None
-        self.cache = SignalCache()
-
-    def status(self, train_acc: float) -> dict[str, str]:
-        self.fitted = self.fitted or train_acc >= ACC
-        return {"forecast": self.text} if self.text else {}
-
-    def checkpoint(self, step: int) -> None:
-        if not self.fitted or (self.last is not None and step - self.last < self.every) or len(self.run.steps) < 2:
-            return
-        self.last = step
-        self.text = forecast_view(training_view(self.run, step), cache=self.cache).short()
 
 
 def reset_state_from_checkpoint(run: store.Run) -> int:
@@ -145,6 +127,10 @@ def train(
         handle.split  # noqa: B018 - read (and checked) before anything is written
         if from_last_checkpoint:
             step = reset_state_from_checkpoint(handle)
+            prov = handle.provenance
+            prov["resets"] = [*prov.get("resets", []), {"from_checkpoint": step, "optimiser": "fresh AdamW moments",
+                                                        "at": datetime.now(UTC).isoformat(timespec="seconds")}]
+            store.write_provenance(handle, prov)
             monitor.note(f"run {handle.name!r}: resume state rebuilt from the checkpoint at step {step} (fresh optimiser moments)")
         if saved is not None and cfg.epochs != saved.epochs:  # an imported run given more epochs (_resolve_config)
             handle = store.extend_epochs(handle, cfg.epochs)
@@ -163,8 +149,7 @@ def train(
                                  "imported log is kept as it is)")
             rows = handle.metrics_rows
             keep = imported.get("logged_until", max((r["step"] for r in rows), default=0))
-        outcome = train_locked([handle], dev, monitor, stop_after, label=handle.name,
-                               watch=_ForecastWatch(handle, cfg), keep_logs_until=keep)[handle.name]
+        outcome = train_locked([handle], dev, monitor, stop_after, label=handle.name, keep_logs_until=keep)[handle.name]
     if status_kind(outcome) == FAILED:
         raise TrainingFailed(f"run {handle.name!r}: {outcome.split(':', 1)[1].strip()}")
     return handle
