@@ -142,6 +142,7 @@ def write_run(root, name: str, cfg: RunConfig, weights: dict[str, torch.Tensor])
 
     run = start_run(root / name, cfg)
     store.write_checkpoint(run, 0, weights)
+    (run.path / store.STATE).unlink()  # start_run's state holds the initial weights, not these: no run trained it
     return run
 
 

@@ -248,7 +248,7 @@ def load_config(
         base = dict(source)
     else:
         path = Path(source)
-        if path.suffix in (".toml", ".json") and path.is_file():
+        if path.suffix in (".toml", ".json") and path.exists():  # a FIFO or a folder: said by read_user_file
             base = _read_config_file(path)
         else:
             base = read_preset(str(source))

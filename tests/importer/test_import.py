@@ -157,7 +157,7 @@ def test_truncated_foreign_and_misfitting_files_are_refused_with_nothing_written
     contents["state_dicts"][2]["blocks.0.mlp.W_in"] = torch.zeros(7, 32)
     torch.save(contents, tmp_path / "misfit.pth")
     cases = {"cut.pth": "not a complete torch file", "notes.txt": "not a complete torch file",
-             "misfit.pth": "blocks.0.mlp.W_in", "missing.pth": "no such file"}
+             "misfit.pth": "blocks.0.mlp.W_in", "missing.pth": "it does not exist"}
     for name, message in cases.items():
         code, _, err = _import(capsys, tmp_path / name, "bad")
         assert code == 2 and message in err and name in err and len(err.strip().splitlines()) == 1, err

@@ -234,6 +234,7 @@ def test_rerun_is_cached_and_new_checkpoints_alone_are_computed(runs_root):
     # here they stay empty, so the other tables stay valid)
     from workbench import store
 
+    store.append_metrics(run.path, {**run.metrics_rows[-1], "step": 55})  # training logs each checkpoint's step first
     store.write_checkpoint(run, 55, run.weights(50))
     more = workbench.probe(run, probes=["weights"], progress=False)
     assert more.computed == {"weights": 1}

@@ -150,8 +150,8 @@ def test_a_member_folder_moved_away_is_trained_again(runs_root, tmp_path):
 
 def test_bad_executor_options_are_refused_before_the_sweep_is_written(runs_root, tmp_path, capsys):
     path = _definition(tmp_path, "opts", 'base = "smoke"\n[set]\nepochs = 5\n[axes]\nlr = [1e-3]\n')
-    for extra, message in ((["--workers", "0"], "--workers must be at least 1"),
-                           (["--group-size", "0"], "--group-size must be at least 1"),
+    for extra, message in ((["--workers", "0"], "--workers must be 1 to 256"),
+                           (["--group-size", "0"], "--group-size must be 1 to 10,000"),
                            (["--executor", "slurm"], "unknown executor 'slurm'"),
                            (["--device", "tpu"], "unknown device 'tpu'"),
                            (["--no-shared-disk"], "--no-shared-disk is for the ray executor")):

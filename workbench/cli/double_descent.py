@@ -14,7 +14,7 @@ from pathlib import Path
 
 from workbench.cli.shell import runs_root
 from workbench.errors import UsageError
-from workbench.random_features import DATASETS, digits_task, double_descent, modular_task
+from workbench.random_features import DATASETS, MAX_FEATURES, digits_task, double_descent, modular_task
 from workbench.report import IMAGE_FORMATS, build_rff_report, double_descent_page, results_header
 from workbench.store import TABLE, ensure_output_dir, write_text
 from workbench.sweeps import open_sweep, probe_sweep
@@ -56,17 +56,19 @@ MAX_RFF_P = 127  # p = 127: ~4,800 training rows, a 4,800 x 48,000 float64 desig
 
 
 def _cmd_rff(args: argparse.Namespace) -> int:
-    counts = _feature_counts(args.features)
+    counts = _feature_counts(args.features)  # every option is checked, and the task built, before --out is made
+    if counts is not None and (not counts or min(counts) < 1 or max(counts) > MAX_FEATURES):
+        raise UsageError(f"--features must be whole numbers in 1..{MAX_FEATURES:,}, got {args.features!r}")
     if not (0.0 <= args.ridge < float("inf")):
         raise UsageError(f"--ridge must be a finite number >= 0 (0: the minimum-norm solution), got {args.ridge}")
     if args.dataset == "modular" and not 2 <= args.p <= MAX_RFF_P:
         raise UsageError(f"--p must lie in 2..{MAX_RFF_P} for the random-feature experiment (its design matrix has "
                          f"about p^2 rows and up to 10x as many columns), got {args.p}")
-    ensure_output_dir(Path(args.out))  # before the work: a bad --out is one line, at once
     if args.dataset == "modular":
         task = modular_task(args.operation, args.p, args.frac_train, args.seed, args.label_noise)
     else:
         task = digits_task(args.n_train, args.seed, args.label_noise)
+    ensure_output_dir(Path(args.out))  # before the work: a bad --out is one line, at once
     table = double_descent(task, counts, seed=args.seed, ridge=args.ridge)
     report = build_rff_report(table, Path(args.out), task.description, formats=() if args.no_images else IMAGE_FORMATS)
     peak = table.loc[table.test_loss.idxmax()]
@@ -83,10 +85,32 @@ RFF_RESULTS = (("modular: add mod 59, 30% train (the fast preset's task)", "modu
                ("digits: scikit-learn's 8x8 digits, 500 train", "digits", {}))
 
 
+WIDTH_AXES = ("d_model", "frac_train")  # model-wise (width) or sample-wise (training fraction)
+
+
+def _check_page_out(out: Path) -> None:
+    """`UsageError` unless ``out`` can take the page: not a folder, its folder not a file."""
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give the markdown page's path, e.g. {out / 'double-descent.md'}")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise UsageError(f"--out's folder {out.parent} is a file; give a page in a folder")
+
+
 def _cmd_double_descent(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    _check_page_out(out)  # everything is checked before any sweep is probed (minutes) or a file is written
+    names = [s.strip() for s in args.sweeps.split(",") if s.strip()]
+    if not names:
+        raise UsageError("--sweeps names no sweep; give complete width sweeps, e.g. --sweeps model-wise,sample-wise")
+    opened = [open_sweep(name, runs_root()) for name in names]
+    for sweep in opened:
+        d = sweep.definition
+        varied = set(d.axes) | {k for case in d.cases.values() for k in case}
+        if not varied & set(WIDTH_AXES):
+            raise UsageError(f"sweep {sweep.path.name!r} varies no {' or '.join(WIDTH_AXES)} (it varies: "
+                             f"{', '.join(sorted(varied)) or 'nothing'}); double descent is read along the width or the data")
     sweeps = []
-    for name in [s.strip() for s in args.sweeps.split(",") if s.strip()]:
-        sweep = open_sweep(name, runs_root())
+    for sweep in opened:
         table = sweep.table if (sweep.path / TABLE).is_file() else probe_sweep(sweep, progress=False)
         if "eff_params_test" not in table:  # probed before the effective-parameters probe existed
             table = probe_sweep(sweep, progress=False)
@@ -99,7 +123,6 @@ def _cmd_double_descent(args: argparse.Namespace) -> int:
         task = modular_task(**options) if dataset == "modular" else digits_task(**options)
         rff.append((title, double_descent(task), time.perf_counter() - start))
     page = double_descent_page(results_header("make double-descent", "python -m workbench double-descent"), rff, sweeps)
-    out = Path(args.out)
     ensure_output_dir(out.parent)
     write_text(out, page)
     print(f"-> {out}")

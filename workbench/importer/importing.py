@@ -100,7 +100,7 @@ def import_run(src: str | Path, run: str, overrides: Mapping[str, Any] | None = 
         split = source.split or make_split(dataset.n_examples, cfg.frac_train, cfg.split_seed, cfg.split_rule)
     except UsageError as exc:
         raise ImportRefused(f"cannot import {path}: {exc}") from None
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
         raise ImportRefused(f"cannot import {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     refuse_aliased(path, source)
     parity = _check_parity(path, source, weights)

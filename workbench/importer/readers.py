@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench import model
-from workbench.config import RunConfig, from_dict, load_config
+from workbench.config import RunConfig, coerce, from_dict, load_config
 from workbench.importer.safe_load import LegacyObject, NumpyDtype, NumpyScalar
 from workbench.tasks import Split, make_dataset, make_split
 from workbench.training import check_fits
@@ -64,16 +64,34 @@ def _plain_value(value: Any) -> Any:
 
 
 def _floats(values: Any, what: str) -> list[float]:
+    """A list of numbers as floats; ``ValueError`` for anything else, and for a loss log
+    (``what`` ending ``_losses``) that is not empty but holds no finite number (a log that says
+    nothing is not read as "no loss logged")."""
     if isinstance(values, torch.Tensor):
-        return [float(v) for v in values.reshape(-1).tolist()]
-    if not isinstance(values, list | tuple):
+        out = [float(v) for v in values.reshape(-1).tolist()]
+    elif not isinstance(values, list | tuple):
         raise ValueError(f"{what} is a {type(values).__name__}, not a list of numbers")
-    return [float(v.item() if isinstance(v, torch.Tensor) else v) for v in values]
+    else:
+        try:
+            out = [float(v.item() if isinstance(v, torch.Tensor) else v) for v in values]
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"{what} holds something other than numbers") from None
+    if what.endswith("_losses") and out and not any(math.isfinite(v) for v in out):
+        raise ValueError(f"{what} holds {len(out)} values and none is a finite number (the run diverged, or the file "
+                         "is damaged): nothing to check the weights against; import a file whose losses are numbers")
+    return out
 
 
 def _state_dict(obj: Any, what: str) -> dict[str, torch.Tensor]:
+    """A mapping of names to tensors; ``ValueError`` for anything else and for a weight of an
+    integer dtype (only floating-point weights and boolean masks are a model's)."""
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(f"{what} is not a state dict of tensors")
+    odd = [f"{k} ({str(v.dtype).removeprefix('torch.')})" for k, v in obj.items()
+           if not (v.is_floating_point() or v.dtype == torch.bool)]
+    if odd:
+        raise ValueError(f"{what} holds weights of an integer dtype: {', '.join(odd[:3])}{' ...' if len(odd) > 3 else ''} "
+                         "(a trained model's weights are floating point; the file is not a model's checkpoint)")
     return {str(k): v for k, v in obj.items()}
 
 
@@ -121,7 +139,12 @@ def read_nanda2023(data: Mapping, overrides: Mapping[str, Any]) -> Source:
     fields = {"operation": NANDA_OPERATIONS[fn], "p": raw.get("p"), "frac_train": raw.get("frac_train"),
               "split_seed": raw.get("seed"), "model_seed": raw.get("seed"), "lr": raw.get("lr"),
               "weight_decay": raw.get("weight_decay"), "act_fn": str(raw.get("act_type", "ReLU")).lower()}
-    read = {**{k: v for k, v in fields.items() if v is not None}, **model.model_sizes("nanda2023", states[-1])}
+    sizes = model.model_sizes("nanda2023", states[-1])
+    given = {k: coerce(k, v) for k, v in fields.items() if v is not None}  # a field the file gives must be valid
+    clash = [f"{k}={given[k]!r} but the weights have {k}={sizes[k]!r}" for k in given.keys() & sizes.keys() if given[k] != sizes[k]]
+    if clash:
+        raise ValueError(f"its config contradicts its weights: {'; '.join(clash)}")
+    read = {**given, **sizes}
     train, test = _floats(data["train_losses"], "train_losses"), _floats(data["test_losses"], "test_losses")
     final = len(train) if train else max(epochs)
     assumed = {"split_rule": "nanda2023", "init": "nanda2023", "attn_bias": False, "epochs": final,

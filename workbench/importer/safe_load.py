@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from workbench.errors import UsageError
+from workbench.inputs import read_problem  # the one place an OS error on a file is named
 
 # Classes that legacy files pickle and that are read as plain data (never imported). Configs: the
 # TransformerLens HookedTransformerConfig under every module path TL 2.x to 3.x used, and a `Config`
@@ -104,8 +105,9 @@ def safe_load(path: Path) -> Any:
 
     `ImportRefused` (one line, naming the file) for a missing, truncated or non-torch file and for
     any type outside the allowlist (named)."""
-    if not path.is_file():
-        raise ImportRefused(f"cannot import {path}: no such file")
+    problem = read_problem(path)
+    if problem is not None:
+        raise ImportRefused(f"cannot import {path}: it {problem[1]} (nothing was written)")
     try:
         named = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
     except Exception:  # noqa: BLE001 - not a zip checkpoint (legacy format): the weights-only unpickler names them

@@ -18,8 +18,8 @@ Example:
 """
 
 from workbench.random_features.datasets import DATASETS, ClassificationTask, digits_task, modular_task
-from workbench.random_features.experiment import COLUMNS, double_descent, feature_counts
+from workbench.random_features.experiment import COLUMNS, MAX_FEATURES, double_descent, feature_counts
 from workbench.random_features.features import RandomFourierFeatures, draw_features
 
-__all__ = ["COLUMNS", "DATASETS", "ClassificationTask", "RandomFourierFeatures", "digits_task", "double_descent",
+__all__ = ["COLUMNS", "MAX_FEATURES", "DATASETS", "ClassificationTask", "RandomFourierFeatures", "digits_task", "double_descent",
            "draw_features", "feature_counts", "modular_task"]

@@ -190,6 +190,8 @@ class Run:
             return None
         try:
             return int(_metadata(path, "step"))
+        except files.UnreadableFile:
+            raise  # permission, a FIFO, a folder: named as what it is, with no advice that would replace it
         except (*_TENSOR_ERRORS, TypeError) as exc:
             raise DamagedFile(f"{path} is damaged ({_first_line(exc)}); {self.reset_advice()}") from None
 
@@ -209,6 +211,7 @@ class Run:
             steps = self.steps
             have = f"it has {len(steps)} steps from {steps[0]} to {steps[-1]}" if steps else "it has no checkpoints"
             raise UsageError(f"run {self.name!r} has no checkpoint at step {step}; {have}")
+        files.check_readable(path)  # a FIFO would block the read; a permission is not damage
         try:
             return load_file(path)
         except _TENSOR_ERRORS as exc:

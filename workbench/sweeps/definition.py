@@ -206,7 +206,7 @@ def read_definition(name_or_path: str | Path, overrides: Mapping[str, str] | Non
                     sweep_name: str | None = None) -> SweepDefinition:
     """A definition by name (``workbench/sweeps/definitions/<name>.toml``) or path, with command-line overrides."""
     path = Path(name_or_path)
-    if not (path.suffix == ".toml" and path.is_file()):
+    if not (path.suffix == ".toml" and (path.is_file() or path.exists())):  # a FIFO or a folder: said by read_user_file
         path = SWEEP_DIR / f"{name_or_path}.toml"
         if "/" in str(name_or_path) or not path.is_file():
             raise UsageError(f"unknown sweep {str(name_or_path)!r}; shipped sweeps: {', '.join(definition_names())} "

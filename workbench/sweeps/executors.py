@@ -82,6 +82,10 @@ def _ray_node() -> dict[str, str]:
     return {"ray_node": ray.get_runtime_context().get_node_id()}
 
 
+MAX_WORKERS = 256  # local worker processes: more than any machine this runs on has cores
+MAX_GROUP = 10_000  # a group of more members than a sweep may have (definition.MAX_MEMBERS)
+
+
 def check_options(executor: str, workers: int, group_size: int, device: str, shared_disk: bool = True) -> str:
     """Refuse a bad executor, worker count, group size or device (before anything is written);
     returns the device to train on (``auto`` resolved)."""
@@ -91,10 +95,10 @@ def check_options(executor: str, workers: int, group_size: int, device: str, sha
     if not shared_disk and executor != "ray":
         raise UsageError("--no-shared-disk is for the ray executor (local workers share this machine's disk); "
                          "add --executor ray")
-    if workers < 1:
-        raise UsageError(f"--workers must be at least 1, got {workers}")
-    if group_size < 1:
-        raise UsageError(f"--group-size must be at least 1, got {group_size}")
+    if not 1 <= workers <= MAX_WORKERS:
+        raise UsageError(f"--workers must be 1 to {MAX_WORKERS} (processes on this machine), got {workers:,}")
+    if not 1 <= group_size <= MAX_GROUP:
+        raise UsageError(f"--group-size must be 1 to {MAX_GROUP:,} members, got {group_size:,}")
     if executor == "ray":
         check_ray_address(os.environ.get("RAY_ADDRESS"))
     return str(pick_device(device))

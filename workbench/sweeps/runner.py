@@ -28,6 +28,8 @@ def run_sweep(name: str | Path, overrides: Mapping[str, str] | None = None, root
         raise UsageError("--stop-hopeless and --extend contradict each other (--extend trains on the members the "
                          "forecast stopped); give one")
     stop = StopRule(stop_hopeless, patience) if stop_hopeless is not None else None
+    if stop is None:
+        StopRule(0.5, patience)  # --patience is checked whether or not it is used
     definition = read_definition(name, overrides, sweep_name)
     device = check_options(executor, workers, group_size, device, shared_disk)
     sweep = prepare(definition, root)

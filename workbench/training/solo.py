@@ -132,6 +132,8 @@ def train(
                                                         "at": datetime.now(UTC).isoformat(timespec="seconds")}]
             store.write_provenance(handle, prov)
             monitor.note(f"run {handle.name!r}: resume state rebuilt from the checkpoint at step {step} (fresh optimiser moments)")
+        if saved is not None:
+            store.check_consistent(handle)  # another run's state or a cut log: refused before "complete" is trusted
         if saved is not None and cfg.epochs != saved.epochs:  # an imported run given more epochs (_resolve_config)
             handle = store.extend_epochs(handle, cfg.epochs)
             monitor.note(f"run {handle.name!r}: epochs {saved.epochs} -> {cfg.epochs} (recorded in its provenance)")
