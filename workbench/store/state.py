@@ -92,9 +92,10 @@ def check_belongs(run: Run, step: int, weights: dict[str, torch.Tensor]) -> None
         raise DamagedFile(f"{path} is at step {step}, where the run has no checkpoint (its checkpoints "
                           f"{'end at step ' + str(steps[-1]) if steps else 'are missing'}): each state is written just after its "
                           f"checkpoint, so it is not this run's (a copy from a twin run?); {run.reset_advice()}")
-    rows = run.metrics_rows
-    if step and rows and max(r["step"] for r in rows) < step and run.provenance["sessions"]:
-        raise DamagedFile(f"{path} is at step {step} but {METRICS} ends at step {max(r['step'] for r in rows)}: each "
+    rows = run.metrics_rows  # a cut or damaged log is refused here too
+    logged = max((r["step"] for r in rows), default=None)
+    if step and logged is not None and logged < step and run.provenance["sessions"]:
+        raise DamagedFile(f"{path} is at step {step} but {METRICS} ends at step {logged}: each "
                           f"checkpoint's step is logged before it is saved, so the state is not this run's; "
                           f"{run.reset_advice()}")
     ahead = [s for s in steps if s > step]
@@ -115,9 +116,9 @@ def check_consistent(run: Run) -> None:
     """The resume state, checkpoints and metrics agree (`check_belongs` on the state, the metrics'
     coverage): what `train`, `info`, `runs`, `probe` and `forecast` all rely on. `DamagedFile`
     naming the first disagreement; a run with no state yet passes."""
-    run.metrics_rows  # noqa: B018 - a cut or damaged log is refused here
     step = run.state_step
     if step is None:
+        run.metrics_rows  # noqa: B018 - a cut or damaged log is refused here (check_belongs reads it otherwise)
         return
     path = run.path / STATE
     tensors = _load_tensors(path, run.reset_advice())
